@@ -1,0 +1,256 @@
+"""Base and noise distributions: Gaussian, Gumbel, truncated Gumbel and logistic.
+
+The Gumbel pair follows the workshop paper's Appendix A (Hoogeboom et al., 2021). Both are
+written in ``logaddexp`` / ``log(expm1)`` forms so that they stay finite far in the tails,
+and their uniforms are kept strictly inside (0, 1).
+
+Every class has the small ``torch.distributions`` surface the library needs:
+``log_prob(value)``, ``rsample(sample_shape)`` (reparametrised) and ``sample``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+__all__ = [
+    "log_expm1",
+    "uniform_open",
+    "Gumbel",
+    "TruncatedGumbel",
+    "Logistic",
+    "StandardNormal",
+    "ConditionalNormal",
+]
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def log_expm1(y: Tensor) -> Tensor:
+    r"""Stable :math:`\log(e^y - 1)` for :math:`y > 0`.
+
+    For large ``y`` it is ``y + log(1 - exp(-y))``; for small ``y`` it is
+    ``log(expm1(y))``; both branches are finite where they are used.
+
+    >>> float(log_expm1(torch.tensor(1e-3)))  # close to log(1e-3)
+    -6.9072...
+    >>> float(log_expm1(torch.tensor(100.0)))
+    100.0
+    """
+    y_small = torch.clamp(y, max=20.0)
+    return torch.where(y > 20.0, y + torch.log(-torch.expm1(-y)), torch.log(torch.expm1(y_small)))
+
+
+def uniform_open(shape: Sequence[int], device=None, dtype=None, generator=None) -> Tensor:
+    """Uniform samples strictly inside (0, 1): the open interval of the dtype.
+
+    ``torch.rand`` can return exactly 0, where ``log(u)`` is ``-inf``; we move the interval to
+    ``[tiny, 1 - eps/2]`` of the dtype so that ``-log(-log u)`` is always finite.
+    """
+    dtype = dtype or torch.get_default_dtype()
+    u = torch.rand(tuple(shape), device=device, dtype=dtype, generator=generator)
+    info = torch.finfo(dtype)
+    return u.clamp(min=info.tiny, max=1.0 - info.eps / 2)
+
+
+def _shape(sample_shape) -> torch.Size:
+    return torch.Size(sample_shape) if not isinstance(sample_shape, torch.Size) else sample_shape
+
+
+class Gumbel:
+    r"""Gumbel distribution with location ``loc`` and unit scale.
+
+    .. math:: \log \mathrm{Gumbel}(g \mid \phi) = \phi - g - e^{\phi - g},
+              \qquad g = \phi - \log(-\log u),\ u \sim \mathcal{U}(0, 1).
+
+    Args:
+        loc: locations :math:`\phi`, any shape.
+
+    >>> d = Gumbel(torch.zeros(3))
+    >>> d.rsample((5,)).shape
+    torch.Size([5, 3])
+    """
+
+    def __init__(self, loc: Tensor):
+        self.loc = torch.as_tensor(loc, dtype=torch.get_default_dtype()) if not torch.is_tensor(loc) else loc
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """Log density, same shape as the broadcast of ``value`` and ``loc``."""
+        z = self.loc - value
+        return z - torch.exp(z)
+
+    def cdf(self, value: Tensor) -> Tensor:
+        return torch.exp(-torch.exp(self.loc - value))
+
+    def icdf(self, u: Tensor) -> Tensor:
+        """Inverse CDF: ``loc - log(-log u)``."""
+        return self.loc - torch.log(-torch.log(u))
+
+    def icdf_with_log_prob(self, log_neg_log_u: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Sample and its log density from :math:`\ell = \log(-\log u)`.
+
+        :math:`g = \phi - \ell` and :math:`\log p(g) = \ell - e^{\ell}`: the density is read
+        off the noise, with no cancellation.
+        """
+        return self.loc - log_neg_log_u, log_neg_log_u - torch.exp(log_neg_log_u)
+
+    def rsample(self, sample_shape: Sequence[int] = ()) -> Tensor:
+        shape = _shape(sample_shape) + self.loc.shape
+        u = uniform_open(shape, device=self.loc.device, dtype=self.loc.dtype)
+        return self.icdf(u)
+
+    def sample(self, sample_shape: Sequence[int] = ()) -> Tensor:
+        with torch.no_grad():
+            return self.rsample(sample_shape)
+
+
+class TruncatedGumbel:
+    r"""Gumbel(``loc``) conditioned on being below ``upper``.
+
+    .. math::
+        \log p(g) = \phi - g - e^{\phi - g} + e^{\phi - T}
+                  = \phi - g - e^{\phi - T + \log(e^{T - g} - 1)}, \quad g < T,
+
+    sampled by inverting its CDF :math:`F(g) = \exp(e^{\phi-T} - e^{\phi-g})`:
+    :math:`g = \phi - \operatorname{logaddexp}(\phi - T, \log(-\log u))`, which is below
+    :math:`T` for every finite ``u``. In floating point a sample may round onto ``T`` itself
+    when ``T`` lies far below ``loc``; we then move it to the next representable number below
+    ``T`` (``torch.nextafter``), so the bound ``g < T`` holds exactly. ``log_prob`` is
+    ``-inf`` at or above ``upper``.
+
+    Args:
+        loc: locations :math:`\phi`.
+        upper: truncation points :math:`T`, broadcastable with ``loc``.
+
+    >>> d = TruncatedGumbel(torch.zeros(4), torch.full((4,), -3.0))
+    >>> bool((d.rsample((1000,)) < -3.0).all())
+    True
+    """
+
+    def __init__(self, loc: Tensor, upper: Tensor):
+        self.loc, self.upper = torch.broadcast_tensors(torch.as_tensor(loc), torch.as_tensor(upper))
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        gap = self.upper - value
+        inside = gap > 0
+        safe_gap = torch.where(inside, gap, torch.ones_like(gap))
+        lp = self.loc - value - torch.exp(self.loc - self.upper + log_expm1(safe_gap))
+        return torch.where(inside, lp, torch.full_like(lp, -math.inf))
+
+    def icdf(self, u: Tensor) -> Tensor:
+        return self.icdf_with_log_prob(torch.log(-torch.log(u)))[0]
+
+    def icdf_with_log_prob(self, log_neg_log_u: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Sample and its log density from :math:`\ell = \log(-\log u)`.
+
+        With :math:`L = \operatorname{logaddexp}(\phi - T, \ell)`: :math:`g = \phi - L` and
+        :math:`\log p(g) = L - e^{\ell}` (substitute :math:`e^{\phi - g} = e^{\phi-T} - \log u`
+        into the density). This stays exact when ``g`` itself rounds onto ``T``, e.g. for
+        ``T`` 100 below ``loc`` in float32, where ``log_prob(g)`` can only return ``-inf``.
+        """
+        big = torch.logaddexp(self.loc - self.upper, log_neg_log_u)
+        below = torch.nextafter(self.upper, torch.full_like(self.upper, -math.inf))
+        return torch.minimum(self.loc - big, below), big - torch.exp(log_neg_log_u)
+
+    def rsample_with_log_prob(self, sample_shape: Sequence[int] = ()) -> tuple[Tensor, Tensor]:
+        shape = _shape(sample_shape) + self.loc.shape
+        u = uniform_open(shape, device=self.loc.device, dtype=self.loc.dtype)
+        return self.icdf_with_log_prob(torch.log(-torch.log(u)))
+
+    def rsample(self, sample_shape: Sequence[int] = ()) -> Tensor:
+        return self.rsample_with_log_prob(sample_shape)[0]
+
+    def sample(self, sample_shape: Sequence[int] = ()) -> Tensor:
+        with torch.no_grad():
+            return self.rsample(sample_shape)
+
+
+class Logistic:
+    r"""Logistic distribution.
+
+    .. math:: \log p(x) = -\frac{x-\mu}{s} - \log s - 2\,\mathrm{softplus}\!\left(-\frac{x-\mu}{s}\right)
+
+    >>> d = Logistic(torch.tensor(0.0), torch.tensor(1.0))
+    >>> round(float(d.log_prob(torch.tensor(0.0)).exp()), 4)  # 1/4 at the mode
+    0.25
+    """
+
+    def __init__(self, loc: Tensor, scale: Tensor):
+        self.loc, self.scale = torch.broadcast_tensors(torch.as_tensor(loc), torch.as_tensor(scale))
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        z = (value - self.loc) / self.scale
+        return -z - torch.log(self.scale) - 2 * F.softplus(-z)
+
+    def cdf(self, value: Tensor) -> Tensor:
+        return torch.sigmoid((value - self.loc) / self.scale)
+
+    def icdf(self, u: Tensor) -> Tensor:
+        return self.loc + self.scale * (torch.log(u) - torch.log1p(-u))
+
+    def rsample(self, sample_shape: Sequence[int] = ()) -> Tensor:
+        shape = _shape(sample_shape) + self.loc.shape
+        return self.icdf(uniform_open(shape, device=self.loc.device, dtype=self.loc.dtype))
+
+    def sample(self, sample_shape: Sequence[int] = ()) -> Tensor:
+        with torch.no_grad():
+            return self.rsample(sample_shape)
+
+
+class StandardNormal(nn.Module):
+    r"""Standard normal on vectors of size ``dim``: the usual flow base.
+
+    ``log_prob(z)`` sums over the last axis: ``z [batch, dim] -> [batch]``.
+
+    >>> StandardNormal(3).log_prob(torch.zeros(2, 3)).shape
+    torch.Size([2])
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+        self.register_buffer("_anchor", torch.zeros(()))  # follows .to(device)
+
+    def log_prob(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        return -0.5 * (z**2 + _LOG_2PI).sum(-1)
+
+    def sample(self, n: int, context: Tensor | None = None) -> Tensor:
+        if context is not None:
+            n = context.shape[0]
+        return torch.randn(n, self.dim, device=self._anchor.device, dtype=self._anchor.dtype)
+
+
+class ConditionalNormal(nn.Module):
+    r"""Diagonal Gaussian whose mean and log-scale come from a network of the context.
+
+    .. math:: q(u \mid c) = \mathcal{N}(u;\ \mu(c), \operatorname{diag} \sigma(c)^2)
+
+    Args:
+        net: maps ``context [batch, *]`` to ``[batch, 2 * dim]`` (means, then log-scales).
+        dim: event size.
+
+    ``sample_with_log_prob(context)`` returns ``(u [batch, dim], log q [batch])`` with ``u``
+    reparametrised.
+    """
+
+    def __init__(self, net: nn.Module, dim: int):
+        super().__init__()
+        self.net, self.dim = net, dim
+
+    def _params(self, context: Tensor) -> tuple[Tensor, Tensor]:
+        mean, log_scale = self.net(context).chunk(2, dim=-1)
+        return mean, log_scale
+
+    def log_prob(self, u: Tensor, context: Tensor) -> Tensor:
+        mean, log_scale = self._params(context)
+        eps = (u - mean) * torch.exp(-log_scale)
+        return (-0.5 * (eps**2 + _LOG_2PI) - log_scale).sum(-1)
+
+    def sample_with_log_prob(self, context: Tensor) -> tuple[Tensor, Tensor]:
+        mean, log_scale = self._params(context)
+        eps = torch.randn_like(mean)
+        u = mean + torch.exp(log_scale) * eps
+        return u, (-0.5 * (eps**2 + _LOG_2PI) - log_scale).sum(-1)

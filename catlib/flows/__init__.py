@@ -1,0 +1,43 @@
+"""Normalizing flows on vectors: the interface, couplings, linear layers and a standard stack."""
+from __future__ import annotations
+
+from catlib.flows.base import ConditionalFlow, Flow, Transform
+from catlib.flows.coupling import AffineCoupling, MixtureLogisticCoupling, checkerboard_mask
+from catlib.flows.linear import ActNorm, LinearLU, Permutation
+
+__all__ = [
+    "Transform", "Flow", "ConditionalFlow", "AffineCoupling", "MixtureLogisticCoupling",
+    "checkerboard_mask", "ActNorm", "Permutation", "LinearLU", "coupling_stack",
+]
+
+COUPLINGS = {"affine": AffineCoupling, "mixture": MixtureLogisticCoupling}
+
+
+def coupling_stack(dim: int, num_steps: int = 4, hidden: tuple[int, ...] = (128, 128),
+                   coupling: str = "affine", context_dim: int = 0, actnorm: bool = True,
+                   mixing: str = "linear", seed: int = 0) -> list[Transform]:
+    """``num_steps`` x [actnorm, mixing layer, coupling]: a Glow-style stack for vectors.
+
+    Args:
+        dim: event size (for ``dim == 1`` only actnorm layers are used: a coupling needs two
+            coordinates).
+        coupling: ``"affine"`` or ``"mixture"`` (mixture of logistics).
+        context_dim: size of the conditioning vector (0 for an unconditional flow).
+        mixing: ``"linear"`` (LU linear layer) or ``"reverse"`` (fixed reversal).
+
+    >>> len(coupling_stack(6, num_steps=2))
+    6
+    """
+    if coupling not in COUPLINGS:
+        raise ValueError(f"coupling must be one of {sorted(COUPLINGS)}, got {coupling!r}")
+    if mixing not in ("linear", "reverse"):
+        raise ValueError(f"mixing must be 'linear' or 'reverse', got {mixing!r}")
+    layers: list[Transform] = []
+    for i in range(num_steps):
+        if actnorm:
+            layers.append(ActNorm(dim))
+        if dim < 2:
+            continue
+        layers.append(LinearLU(dim, seed=seed + i) if mixing == "linear" else Permutation(dim))
+        layers.append(COUPLINGS[coupling](dim, parity=i % 2, context_dim=context_dim, hidden=hidden))
+    return layers

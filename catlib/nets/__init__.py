@@ -1,0 +1,4 @@
+"""Networks used inside flows and encoders."""
+from catlib.nets.mlp import MLP
+
+__all__ = ["MLP"]

@@ -1,0 +1,155 @@
+"""The public contract of build_model: shapes, bounds, probabilities, gradients, errors, save/load."""
+import io
+
+import pytest
+import torch
+
+import catlib
+from catlib.train import fit
+
+NAMES = catlib.MODEL_NAMES
+ARGMAX = [n for n in NAMES if n.startswith("argmax")]
+SMALL = {"flow_steps": 2, "hidden": (32,)}
+
+
+def small(name, data_shape, num_classes, **extra):
+    opts = dict(SMALL)
+    if name not in ("uniform-dequantization", "argmax-gumbel"):
+        opts.update(q_flow_steps=1, q_hidden=(16,))
+    opts.update(extra)
+    return catlib.build_model(name, data_shape, num_classes, **opts)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("D", [1, 2, 5, 8])
+def test_defaults_shapes_dtypes_finiteness(name, D):
+    torch.manual_seed(D)
+    model = catlib.build_model(name, (D,), 7)
+    x = torch.randint(0, 7, (3, D))
+    for k in (1, 5):
+        lp = model.log_prob(x, k=k)
+        assert lp.shape == (3,) and lp.dtype == torch.get_default_dtype() and torch.isfinite(lp).all()
+    s = model.sample(4)
+    assert s.shape == (4, D) and s.dtype == torch.long and s.min() >= 0 and s.max() < 7
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradients_reach_every_parameter(name):
+    torch.manual_seed(0)
+    model = small(name, (3,), 5)
+    data = torch.randint(0, 5, (64, 3))
+    fit(model, data, steps=3, batch_size=16, progress=False)  # leave the zero-initialised start
+    model.train()
+    model.zero_grad()
+    model.log_prob(data).mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()
+               or p.grad.abs().sum() == 0]
+    assert not missing
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_input_raises_clear_errors(name):
+    model = small(name, (2,), 4)
+    with pytest.raises(ValueError, match=r"class indices in \[0, 4\), got 4 at position \(1, 0\)"):
+        model.log_prob(torch.tensor([[0, 1], [4, 0]]))
+    with pytest.raises(ValueError, match="got -1"):
+        model.log_prob(torch.tensor([[0, -1]]))
+    with pytest.raises(ValueError, match="dtype torch.float32"):
+        model.log_prob(torch.tensor([[0.0, 1.0]]))
+    with pytest.raises(ValueError, match="NaN at position"):
+        model.log_prob(torch.tensor([[0.0, float("nan")]]))
+    with pytest.raises(ValueError, match=r"shape \[batch, 2\], got \[2, 3\]"):
+        model.log_prob(torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="k must be an integer >= 1, got 0"):
+        model.log_prob(torch.zeros(1, 2, dtype=torch.long), k=0)
+    with pytest.raises(ValueError, match="n must be"):
+        model.sample(0)
+
+
+def test_build_model_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="unknown model 'argmax-nope'"):
+        catlib.build_model("argmax-nope", (2,), 3)
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 2, got 1"):
+        catlib.build_model("argmax-threshold", (2,), 1)
+    with pytest.raises(ValueError, match="data_shape"):
+        catlib.build_model("argmax-threshold", (0,), 3)
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['q_flow_steps'\]"):
+        catlib.build_model("argmax-gumbel", (2,), 3, q_flow_steps=2)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_iwbo_tightens_the_elbo(name):
+    torch.manual_seed(1)
+    model = small(name, (2,), 3)
+    fit(model, torch.randint(0, 3, (512, 2)), steps=30, batch_size=64, progress=False)
+    x = torch.tensor([[0, 1], [2, 2]]).repeat(200, 1)
+    with torch.no_grad():
+        elbo = model.log_prob(x).mean()
+        iwbo = model.log_prob(x, k=50).mean()
+    assert iwbo > elbo
+
+
+@pytest.mark.parametrize("name", ARGMAX)
+def test_argmax_probabilities_sum_to_one_and_match_own_samples(name):
+    """exp(IWBO_k) with k large is an unbiased estimate of P(x) = mass of x's argmax region.
+
+    Over all x of a small problem these estimates must sum to one (the argmax regions tile
+    the space; for the binary code on K=3 the unused code takes the rest), and match the
+    histogram of the model's own samples.
+    """
+    torch.manual_seed(2)
+    K = 3
+    data = torch.multinomial(torch.tensor([0.6, 0.3, 0.1]), 2000, replacement=True).unsqueeze(1)
+    model = small(name, (1,), K)
+    fit(model, data, steps=150, batch_size=128, lr=3e-3, progress=False)
+    with torch.no_grad():
+        est = torch.stack([model.log_prob(torch.tensor([[c]]).repeat(10, 1), k=2000).exp().mean() for c in range(K)])
+        samples = model.sample(40_000)
+    hist = torch.bincount(samples[:, 0], minlength=K).double() / 40_000
+    valid_mass = 1 - model.last_invalid_rate
+    assert float(est.sum()) == pytest.approx(valid_mass, abs=0.03)
+    assert torch.allclose(est.double() / valid_mass, hist, atol=0.03)
+
+
+@pytest.mark.parametrize("name", ["uniform-dequantization", "variational-dequantization"])
+def test_dequantization_probabilities_sum_to_at_most_one(name):
+    torch.manual_seed(3)
+    model = small(name, (1,), 3)
+    with torch.no_grad():
+        est = torch.stack([model.log_prob(torch.tensor([[c]]).repeat(10, 1), k=1000).exp().mean() for c in range(3)])
+    assert float(est.sum()) < 1.0
+
+
+def test_binary_model_reports_invalid_code_rate():
+    torch.manual_seed(4)
+    model = small("argmax-binary", (2,), 5)  # 3 bits: codes 5, 6, 7 unused
+    s = model.sample(2000)
+    assert s.max() < 5
+    assert 0.0 < model.last_invalid_rate < 1.0
+
+
+def test_base_m_threshold_model():
+    torch.manual_seed(5)
+    model = small("argmax-threshold", (2,), 10, base=3)  # 3 digits of 3 classes: 27 codes, 10 used
+    assert model.layer.dim == 2 * 3 * 3
+    assert torch.isfinite(model.log_prob(torch.tensor([[9, 0]]), k=3)).all()
+    assert model.sample(50).max() < 10
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_save_load_round_trip(name):
+    torch.manual_seed(6)
+    model = small(name, (3,), 4)
+    fit(model, torch.randint(0, 4, (256, 3)), steps=5, batch_size=32, progress=False)
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    buf.seek(0)
+    clone = small(name, (3,), 4)
+    clone.load_state_dict(torch.load(buf))
+    model.eval(), clone.eval()
+    x = torch.randint(0, 4, (8, 3))
+    torch.manual_seed(7)
+    a = model.log_prob(x)
+    torch.manual_seed(7)
+    b = clone.log_prob(x)
+    assert torch.equal(a, b)

@@ -1,0 +1,61 @@
+"""The training loop: exact resume, stored metrics, damaged checkpoints."""
+import pytest
+import torch
+
+import catlib
+from catlib.train import fit, load_checkpoint, save_metrics
+
+
+def make():
+    torch.manual_seed(0)
+    return catlib.build_model("argmax-threshold", (2,), 4, flow_steps=1, hidden=(16,), q_flow_steps=1, q_hidden=(8,))
+
+
+DATA = torch.randint(0, 4, (300, 2), generator=torch.Generator().manual_seed(0))
+
+
+def test_resume_after_interruption_is_bit_for_bit(tmp_path):
+    straight = make()
+    fit(straight, DATA, steps=20, batch_size=16, checkpoint=tmp_path / "a.pt", checkpoint_every=5, progress=False)
+
+    calls = {"n": 0}
+
+    def interrupted(n, g):
+        calls["n"] += 1
+        if calls["n"] == 13:
+            raise KeyboardInterrupt  # the Colab session is lost during step 13
+        return DATA[torch.randint(len(DATA), (n,), generator=g)]
+
+    resumed = make()
+    with pytest.raises(KeyboardInterrupt):
+        fit(resumed, interrupted, steps=20, batch_size=16, checkpoint=tmp_path / "b.pt", checkpoint_every=5,
+            progress=False)
+    assert load_checkpoint(tmp_path / "b.pt")["step"] == 10
+    resumed = make()
+    result = fit(resumed, DATA, steps=20, batch_size=16, checkpoint=tmp_path / "b.pt", checkpoint_every=5,
+                 progress=False)
+    assert result.resumed_from == 10 and result.steps == 20
+    for (n, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(p, q), n
+
+
+def test_finished_run_keeps_metrics_and_does_not_train_again(tmp_path):
+    path = tmp_path / "run.pt"
+    fit(make(), DATA, steps=6, batch_size=16, checkpoint=path, progress=False)
+    save_metrics(path, {"elbo_bits": 1.5})
+    model = make()
+    result = fit(model, DATA, steps=6, batch_size=16, checkpoint=path, progress=False)
+    assert result.metrics == {"elbo_bits": 1.5} and result.resumed_from == 6 and len(result.losses) == 6
+
+
+def test_damaged_checkpoint_gives_a_clear_error(tmp_path):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="damaged"):
+        fit(make(), DATA, steps=2, checkpoint=path, progress=False)
+
+
+def test_training_lowers_the_loss():
+    model = make()
+    result = fit(model, DATA, steps=150, batch_size=64, lr=3e-3, progress=False)
+    assert sum(result.losses[-20:]) / 20 < sum(result.losses[:20]) / 20
