@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from catlib.distributions import ConditionalNormal, Gumbel, TruncatedGumbel, uniform_open
+from catlib.distributions import ConditionalNormal, Gumbel, TruncatedGumbel, log_neg_log_uniform
 from catlib.flows import ConditionalFlow, coupling_stack
 from catlib.nets import MLP
 
@@ -191,9 +191,9 @@ class GumbelInverse(ArgmaxInverse):
         self.locations = _GumbelLocations(num_vars, num_classes)
 
     def sample(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        u = uniform_open((x.shape[0], self.num_vars, self.num_classes), device=x.device,
-                         dtype=self.locations.phi.dtype)
-        return gumbel_argmax_transform(self.locations(x), torch.log(-torch.log(u)), x)
+        noise = log_neg_log_uniform((x.shape[0], self.num_vars, self.num_classes), device=x.device,
+                                    dtype=self.locations.phi.dtype)
+        return gumbel_argmax_transform(self.locations(x), noise, x)
 
 
 class GumbelThresholdInverse(ArgmaxInverse):

@@ -49,7 +49,7 @@ class UniformDequantization(_HypercubeDequantization):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         h = self.onehot(x)
-        u = uniform_open(h.shape, device=h.device, dtype=h.dtype)
+        u = uniform_open(h.shape, device=h.device).to(h.dtype)
         return h + u, h.new_zeros(h.shape[0])
 
 

@@ -19,6 +19,7 @@ from torch.nn import functional as F
 __all__ = [
     "log_expm1",
     "uniform_open",
+    "log_neg_log_uniform",
     "Gumbel",
     "TruncatedGumbel",
     "Logistic",
@@ -44,16 +45,31 @@ def log_expm1(y: Tensor) -> Tensor:
     return torch.where(y > 20.0, y + torch.log(-torch.expm1(-y)), torch.log(torch.expm1(y_small)))
 
 
-def uniform_open(shape: Sequence[int], device=None, dtype=None, generator=None) -> Tensor:
-    """Uniform samples strictly inside (0, 1): the open interval of the dtype.
+def uniform_open(shape: Sequence[int], device=None, generator=None) -> Tensor:
+    """Float64 uniform samples strictly inside (0, 1), without atoms in the tails.
 
-    ``torch.rand`` can return exactly 0, where ``log(u)`` is ``-inf``; we move the interval to
-    ``[tiny, 1 - eps/2]`` of the dtype so that ``-log(-log u)`` is always finite.
+    ``torch.rand`` in float32 returns multiples of 2^-24, exactly 0 once in 2^24 draws; a clamp
+    there would put an atom of that probability at the clamp value, where the Gumbel and
+    logistic transforms assign a density of about e^-87 (the importance weights of such a
+    draw are astronomically wrong). We draw in float64 (multiples of 2^-53), replace the exact
+    zero by 2^-54 (an atom of probability 2^-53), and leave the cast to the caller, after the
+    tail transform (``log(-log u)``, ``logit u``) is computed in float64.
+
+    >>> u = uniform_open((3,))
+    >>> u.dtype, bool(((u > 0) & (u < 1)).all())
+    (torch.float64, True)
     """
-    dtype = dtype or torch.get_default_dtype()
-    u = torch.rand(tuple(shape), device=device, dtype=dtype, generator=generator)
-    info = torch.finfo(dtype)
-    return u.clamp(min=info.tiny, max=1.0 - info.eps / 2)
+    u = torch.rand(tuple(shape), device=device, dtype=torch.float64, generator=generator)
+    return u.clamp(min=2.0**-54)
+
+
+def log_neg_log_uniform(shape: Sequence[int], device=None, dtype=None, generator=None) -> Tensor:
+    r""":math:`\log(-\log u)` for uniform ``u``, computed in float64 and cast to ``dtype``.
+
+    This is the noise of the Gumbel inverse CDFs; its range is about [-36.7, 3.6].
+    """
+    u = uniform_open(shape, device=device, generator=generator)
+    return torch.log(-torch.log(u)).to(dtype or torch.get_default_dtype())
 
 
 def _shape(sample_shape) -> torch.Size:
@@ -99,8 +115,7 @@ class Gumbel:
 
     def rsample(self, sample_shape: Sequence[int] = ()) -> Tensor:
         shape = _shape(sample_shape) + self.loc.shape
-        u = uniform_open(shape, device=self.loc.device, dtype=self.loc.dtype)
-        return self.icdf(u)
+        return self.icdf_with_log_prob(log_neg_log_uniform(shape, self.loc.device, self.loc.dtype))[0]
 
     def sample(self, sample_shape: Sequence[int] = ()) -> Tensor:
         with torch.no_grad():
@@ -157,8 +172,7 @@ class TruncatedGumbel:
 
     def rsample_with_log_prob(self, sample_shape: Sequence[int] = ()) -> tuple[Tensor, Tensor]:
         shape = _shape(sample_shape) + self.loc.shape
-        u = uniform_open(shape, device=self.loc.device, dtype=self.loc.dtype)
-        return self.icdf_with_log_prob(torch.log(-torch.log(u)))
+        return self.icdf_with_log_prob(log_neg_log_uniform(shape, self.loc.device, self.loc.dtype))
 
     def rsample(self, sample_shape: Sequence[int] = ()) -> Tensor:
         return self.rsample_with_log_prob(sample_shape)[0]
@@ -193,7 +207,8 @@ class Logistic:
 
     def rsample(self, sample_shape: Sequence[int] = ()) -> Tensor:
         shape = _shape(sample_shape) + self.loc.shape
-        return self.icdf(uniform_open(shape, device=self.loc.device, dtype=self.loc.dtype))
+        u = uniform_open(shape, device=self.loc.device)
+        return (self.loc + self.scale * (torch.log(u) - torch.log1p(-u)).to(self.loc.dtype))
 
     def sample(self, sample_shape: Sequence[int] = ()) -> Tensor:
         with torch.no_grad():

@@ -7,7 +7,6 @@ from catlib.flows import (ActNorm, AffineCoupling, ConditionalFlow, Flow, Linear
                           Permutation, coupling_stack)
 from catlib.nets import MLP
 
-torch.set_default_dtype(torch.float64)
 
 
 def randomize(module, std=0.5, seed=0):
