@@ -1,0 +1,54 @@
+# catbook: the two commands of the README, plus clean.
+#   make test                         unit tests, every chapter at the smoke profile, the site
+#   make book [CATBOOK_PROFILE=smoke] execute the chapters and render the site to _build/html
+#   make clean                        remove _build/ and the smoke results (keeps .venv/)
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Installed once per change of requirements.txt / pyproject.toml.
+STAMP := $(VENV)/.catbook-installed
+
+CATBOOK_PROFILE ?= full
+export CATBOOK_PROFILE
+# Kernels started for the chapters are this venv's Python (its ipykernel spec comes first).
+export JUPYTER_PATH := $(CURDIR)/$(VENV)/share/jupyter
+
+.PHONY: test book clean install browser
+
+test: install browser
+	$(PY) -m pytest tests catlib
+
+book: install
+	@echo "Building the book at the '$(CATBOOK_PROFILE)' profile into _build/html"
+	rm -f _build/html/.catbook-site
+	$(VENV)/bin/jupyter-book build --all -W --keep-going .
+	echo "$(CATBOOK_PROFILE)" > _build/html/.catbook-site
+
+install: $(STAMP)
+
+# torch==2.13.0 is pinned in requirements.txt; installing both in one pip call lets the pin
+# decide torch for catlib's `torch>=2.1` too, so no other torch is ever pulled in.
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || { echo "Creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@echo "Installing requirements.txt and catlib (editable) into $(VENV)"
+	$(PY) -m pip install -qq --disable-pip-version-check -r requirements.txt -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (catbook)" >/dev/null
+	@touch $@
+
+# The site test looks at the pages in Debian's chromium; install it when it is missing and we
+# can (root with apt). Otherwise tests/test_site.py skips its browser checks and says why.
+browser:
+	@if [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing chromium for the site test (apt-get, a few minutes)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      chromium chromium-driver >/dev/null; } \
+	    || echo "WARNING: could not install chromium; the site's browser checks will be skipped"; \
+	else \
+	  echo "chromium is missing and we are not root: the site's browser checks will be skipped"; \
+	fi
+
+clean:
+	rm -rf _build .pytest_cache results/smoke

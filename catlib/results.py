@@ -1,0 +1,234 @@
+"""Result files of the reproduction chapters: one JSON per chapter and profile, read by the scoreboard.
+
+A chapter that reproduces a paper's table ends with :func:`write_results`, which stores its
+rows in ``results/<profile>/<chapter>.json``. ``book/scoreboard.md`` collects them with
+:func:`read_results` (a ``full`` run is preferred over a ``smoke`` run of the same chapter) and
+shows them with :func:`results_table`. ``results/smoke/`` is git-ignored; ``results/full/`` is
+committed, so the site can show the numbers of long runs without re-training.
+
+A row is one number of one method::
+
+    {"method": "argmax / thresholding", "metric": "IWBO (bits)", "ours": 4.83,
+     "paper": 4.82, "profile": "full", "steps": 20000, "device": "cuda", "seconds": 812.0}
+
+``paper`` is ``None`` where the paper gives no number (for example an exact entropy that only
+we compute). Rows may carry further keys (a note, the number of parameters); they are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import re
+from pathlib import Path
+from typing import Any
+
+__all__ = ["COLUMNS", "PROFILE_PREFERENCE", "write_results", "read_results", "results_table"]
+
+#: Keys every row must have, in the order the scoreboard shows them.
+COLUMNS = ("method", "metric", "ours", "paper", "profile", "steps", "device", "seconds")
+#: Which run of a chapter the scoreboard shows when several exist: the first one found here,
+#: then any other profile folder in alphabetical order.
+PROFILE_PREFERENCE = ("full", "smoke")
+
+_NUMBER_KEYS = ("ours", "paper", "seconds")
+_TEXT_KEYS = ("method", "metric", "device")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _check_name(what: str, value: Any) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise ValueError(
+            f"{what} must be a plain file name (letters, digits, '_', '-', '.'), got {value!r}"
+        )
+    return value
+
+
+def _check_number(where: str, key: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(
+            f"{where}: {key!r} must be a finite number or None, got {value!r} "
+            f"of type {type(value).__name__} (use .item() for a tensor)"
+        )
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{where}: {key!r} must be finite, got {value}")
+    return value
+
+
+def _check_row(row: Any, index: int, profile: str) -> dict[str, Any]:
+    where = f"row {index}"
+    if not isinstance(row, dict):
+        raise ValueError(f"{where} must be a dict, got {type(row).__name__}")
+    for key in COLUMNS:
+        if key not in row:
+            raise ValueError(
+                f"{where} is missing the key {key!r}; every row needs {', '.join(COLUMNS)}"
+            )
+    clean = dict(row)
+    for key in _TEXT_KEYS:
+        if not isinstance(row[key], str) or not row[key]:
+            raise ValueError(f"{where}: {key!r} must be a non-empty string, got {row[key]!r}")
+    if row["profile"] != profile:
+        raise ValueError(
+            f"{where}: 'profile' is {row['profile']!r} but the results are written "
+            f"for profile {profile!r}"
+        )
+    for key in _NUMBER_KEYS:
+        clean[key] = _check_number(where, key, row[key])
+    steps = row["steps"]
+    if steps is not None and (
+        isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0
+    ):
+        raise ValueError(
+            f"{where}: 'steps' must be a non-negative integer or None, got {steps!r}"
+        )
+    clean["steps"] = None if steps is None else int(steps)
+    return clean
+
+
+def write_results(
+    chapter: str,
+    rows: list[dict[str, Any]],
+    profile: str,
+    results_dir: str | Path = "results",
+) -> Path:
+    """Validate ``rows`` and write them to ``<results_dir>/<profile>/<chapter>.json``.
+
+    Args:
+        chapter: the chapter's notebook name without ``.ipynb``, e.g. ``"03_toy50_reproduction"``.
+        rows: one dict per reported number with at least the keys of :data:`COLUMNS`:
+            ``method``, ``metric`` and ``device`` are strings; ``ours``, ``paper`` and
+            ``seconds`` are finite numbers or ``None``; ``steps`` is an integer or ``None``;
+            ``profile`` equals ``profile``.
+        profile: the run's profile, ``"smoke"`` or ``"full"``.
+        results_dir: the results folder. Chapters run with ``notebooks/`` as their working
+            directory, so they pass ``"../results"``.
+
+    Returns:
+        The path of the file written (an existing file is replaced).
+
+    Raises:
+        ValueError: a row lacks a key (the message names it), holds a NaN, an infinity or a
+            value of the wrong type, or has another profile; or ``chapter``/``profile`` is not
+            a plain file name.
+
+    Example:
+        >>> import tempfile
+        >>> row = {"method": "argmax / thresholding", "metric": "IWBO (bits)", "ours": 4.83,
+        ...        "paper": 4.82, "profile": "smoke", "steps": 100, "device": "cpu",
+        ...        "seconds": 12.5}
+        >>> folder = tempfile.mkdtemp()
+        >>> write_results("03_toy50_reproduction", [row], "smoke", folder).name
+        '03_toy50_reproduction.json'
+        >>> read_results(folder)["03_toy50_reproduction"][0]["ours"]
+        4.83
+        >>> write_results("03_toy50_reproduction", [{"method": "x"}], "smoke", folder)
+        Traceback (most recent call last):
+        ...
+        ValueError: row 0 is missing the key 'metric'; every row needs method, metric, ours, paper, profile, steps, device, seconds
+    """
+    _check_name("chapter", chapter)
+    _check_name("profile", profile)
+    if not isinstance(rows, (list, tuple)):
+        raise ValueError(f"rows must be a list of dicts, got {type(rows).__name__}")
+    clean = [_check_row(row, i, profile) for i, row in enumerate(rows)]
+    path = Path(results_dir) / profile / f"{chapter}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"chapter": chapter, "profile": profile, "rows": clean}
+    text = json.dumps(payload, indent=2, allow_nan=False) + "\n"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)  # atomic: a reader never sees half a file
+    return path
+
+
+def _read_file(path: Path) -> list[dict[str, Any]]:
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot read results file {path}: {error}") from error
+    if not isinstance(payload, dict) or not isinstance(payload.get("rows"), list):
+        raise ValueError(f"results file {path} must hold an object with a 'rows' list")
+    profile = path.parent.name
+    try:
+        return [_check_row(row, i, profile) for i, row in enumerate(payload["rows"])]
+    except ValueError as error:
+        raise ValueError(f"results file {path}: {error}") from error
+
+
+def read_results(results_dir: str | Path = "results") -> dict[str, list[dict[str, Any]]]:
+    """Read every ``<results_dir>/<profile>/<chapter>.json``, one run per chapter.
+
+    For each chapter the run of the first profile in :data:`PROFILE_PREFERENCE` that has one
+    is used (``full`` before ``smoke``), then other profile folders alphabetically. Every row
+    carries its ``profile``, so a table can say which run a number comes from.
+
+    Args:
+        results_dir: the results folder (``"../results"`` from ``book/`` or ``notebooks/``).
+
+    Returns:
+        ``{chapter: rows}`` sorted by chapter name; ``{}`` if the folder does not exist.
+
+    Raises:
+        ValueError: a results file is not valid JSON or holds an invalid row (the message
+            names the file).
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> read_results(folder)
+        {}
+        >>> def row(profile, ours):
+        ...     return {"method": "m", "metric": "bits", "ours": ours, "paper": None,
+        ...             "profile": profile, "steps": 1, "device": "cpu", "seconds": 1.0}
+        >>> _ = write_results("01_a", [row("smoke", 9.0)], "smoke", folder)
+        >>> _ = write_results("01_a", [row("full", 5.0)], "full", folder)
+        >>> _ = write_results("02_b", [row("smoke", 7.0)], "smoke", folder)
+        >>> {name: [(r["profile"], r["ours"]) for r in rows]
+        ...  for name, rows in read_results(folder).items()}
+        {'01_a': [('full', 5.0)], '02_b': [('smoke', 7.0)]}
+    """
+    root = Path(results_dir)
+    if not root.is_dir():
+        return {}
+    folders = [p for p in root.iterdir() if p.is_dir() and _NAME.match(p.name)]
+    rank = {name: i for i, name in enumerate(PROFILE_PREFERENCE)}
+    folders.sort(key=lambda p: (rank.get(p.name, len(rank)), p.name))
+    found: dict[str, list[dict[str, Any]]] = {}
+    for folder in folders:
+        for path in sorted(folder.glob("*.json")):
+            if path.stem not in found:
+                found[path.stem] = _read_file(path)
+    return dict(sorted(found.items()))
+
+
+def results_table(rows: list[dict[str, Any]]) -> "pandas.DataFrame":  # noqa: F821
+    """One table of result rows: the columns of :data:`COLUMNS` first, then any extra keys.
+
+    Args:
+        rows: rows as returned by :func:`read_results` (or given to :func:`write_results`).
+
+    Returns:
+        A ``pandas.DataFrame`` with one line per row (no lines, same columns, for ``[]``).
+
+    Example:
+        >>> table = results_table([{"method": "argmax / Gumbel", "metric": "ELBO (bits)",
+        ...     "ours": 4.9, "paper": 4.86, "profile": "smoke", "steps": 100,
+        ...     "device": "cpu", "seconds": 3.0}])
+        >>> list(table.columns)
+        ['method', 'metric', 'ours', 'paper', 'profile', 'steps', 'device', 'seconds']
+        >>> float(table.loc[0, "paper"])
+        4.86
+        >>> len(results_table([]))
+        0
+    """
+    import pandas as pd
+
+    extra: list[str] = []
+    for row in rows:
+        extra += [key for key in row if key not in COLUMNS and key not in extra]
+    return pd.DataFrame(list(rows), columns=list(COLUMNS) + extra)

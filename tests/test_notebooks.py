@@ -1,0 +1,140 @@
+"""Every chapter runs at the smoke profile, and a second run reproduces its outputs.
+
+For each ``notebooks/NN_*.ipynb``:
+
+1. ``test_chapter_runs``: papermill executes it (kernel ``python3`` = this venv's interpreter,
+   working directory ``notebooks/``, parameters ``{"PROFILE": "smoke"}``, environment
+   ``CATBOOK_PROFILE=smoke``) into ``_build/smoke/<name>.ipynb``. No cell may raise. A chapter
+   whose source calls ``write_results`` must have written ``results/smoke/<name>.json``.
+2. ``test_chapter_outputs_reproduce``: nbval executes that output notebook again in a fresh
+   kernel and compares every cell's outputs with the papermill run, after
+   ``tests/nbval_sanitize.cfg`` has blanked timings, progress bars, dates, addresses...
+   Images are not compared (nbval's default); a cell tagged ``nbval-ignore-output`` (or
+   starting with ``# NBVAL_IGNORE_OUTPUT``) is run but not compared.
+
+Both runs get their own empty checkpoint folder (``CATBOOK_CHECKPOINT_DIR``), so neither
+resumes from an earlier run; data come from ``data/`` (``CATBOOK_DATA_DIR``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+EXECUTED = ROOT / "_build" / "smoke"
+RESULTS = ROOT / "results"
+SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
+CELL_TIMEOUT = 900  # seconds
+# A smoke chapter should take about 2 minutes on 2 CPU cores; make test runs it 3 times
+# (papermill, nbval, the book build), so a slow one quickly eats CI's time.
+SMOKE_BUDGET = 300  # seconds per chapter, for one run
+
+if not CHAPTERS:  # pragma: no cover - the book always has chapters
+    pytest.skip("no notebooks/NN_*.ipynb chapters yet", allow_module_level=True)
+
+chapters = pytest.mark.parametrize("chapter", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+
+
+def calls_write_results(notebook: Path) -> bool:
+    nb = nbformat.read(notebook, as_version=4)
+    return any("write_results" in cell.source for cell in nb.cells if cell.cell_type == "code")
+
+
+def error_outputs(nb: nbformat.NotebookNode) -> list[str]:
+    errors = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                errors.append(f"cell {i}: {out.get('ename')}: {out.get('evalue')}")
+    return errors
+
+
+@chapters
+def test_chapter_runs(chapter: Path, use_kernel_env, tmp_path):
+    import papermill
+
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    output = EXECUTED / chapter.name
+    output.unlink(missing_ok=True)
+    results_file = RESULTS / "smoke" / f"{chapter.stem}.json"
+    use_kernel_env(
+        CATBOOK_DATA_DIR=str(ROOT / "data"),
+        CATBOOK_RESULTS_DIR=str(RESULTS),
+        CATBOOK_CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
+    )
+    started = time.time()
+    try:
+        papermill.execute_notebook(
+            str(chapter),
+            str(output),
+            parameters={"PROFILE": "smoke"},
+            kernel_name="python3",
+            cwd=str(chapter.parent),
+            execution_timeout=CELL_TIMEOUT,
+            progress_bar=False,
+        )
+    except papermill.PapermillExecutionError as error:
+        pytest.fail(
+            f"{chapter.name} raised in cell {error.exec_count}: {error.ename}: {error.evalue}\n"
+            f"{''.join(error.traceback[-3:]) if error.traceback else ''}\n"
+            f"(executed notebook with the error: {output})",
+            pytrace=False,
+        )
+    seconds = time.time() - started
+    executed = nbformat.read(output, as_version=4)
+    assert not error_outputs(executed), error_outputs(executed)
+    print(f"{chapter.name}: {seconds:.0f} s at the smoke profile")
+    assert seconds < SMOKE_BUDGET, (
+        f"{chapter.name} took {seconds:.0f} s at the smoke profile (budget {SMOKE_BUDGET} s, "
+        "target about 120 s): shrink its smoke settings"
+    )
+
+    if calls_write_results(chapter):
+        assert results_file.exists(), (
+            f"{chapter.name} calls write_results but wrote no {results_file.relative_to(ROOT)}"
+            " (write_results(<chapter>, rows, PROFILE, RESULTS_DIR) with"
+            " RESULTS_DIR from $CATBOOK_RESULTS_DIR?)"
+        )
+        assert results_file.stat().st_mtime >= started - 1, f"{results_file} is stale"
+        payload = json.loads(results_file.read_text())
+        assert payload["profile"] == "smoke" and payload["chapter"] == chapter.stem
+
+        from catlib.results import read_results
+
+        read_results(RESULTS)  # every results file is valid
+
+
+@chapters
+def test_chapter_outputs_reproduce(chapter: Path, kernel_env, tmp_path):
+    executed = EXECUTED / chapter.name
+    if not executed.exists():
+        pytest.skip(f"{chapter.name} did not run (see test_chapter_runs)")
+    env = kernel_env(
+        CATBOOK_DATA_DIR=str(ROOT / "data"),
+        # the re-run must not overwrite the smoke results of the first run
+        CATBOOK_RESULTS_DIR=str(tmp_path / "results"),
+        CATBOOK_CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
+    )
+    command = [
+        sys.executable, "-m", "pytest", str(executed),
+        "--nbval", "--nbval-current-env",
+        "--nbval-sanitize-with", str(SANITIZE),
+        "--nbval-cell-timeout", str(CELL_TIMEOUT),
+        "-o", "addopts=", "-p", "no:cacheprovider", "-q", "--tb=short", "--color=no",
+        "--rootdir", str(tmp_path),
+    ]
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    report = (run.stdout + run.stderr)[-20000:]
+    assert run.returncode == 0, (
+        f"nbval: outputs of {chapter.name} differ between two smoke runs (or a cell failed)."
+        " Make the cell deterministic (seed it), blank the changing part in"
+        " tests/nbval_sanitize.cfg, or tag the cell nbval-ignore-output.\n" + report
+    )
