@@ -35,13 +35,18 @@ from catlib.nets import MLP
 __all__ = [
     "ArgmaxSurjection", "ArgmaxInverse", "ThresholdInverse", "GumbelInverse",
     "GumbelThresholdInverse", "BinaryThresholdInverse", "CartesianEncoding",
-    "cartesian_tradeoffs", "threshold", "gumbel_argmax_transform", "conditional_flow", "log_softplus",
+    "cartesian_tradeoffs", "threshold", "flat_onehot", "gumbel_argmax_transform", "conditional_flow", "log_softplus",
 ]
 
 
 def log_softplus(y: Tensor) -> Tensor:
     """Stable ``log(softplus(y))``: equals ``y`` to float precision for ``y < -20``."""
     return torch.where(y < -20.0, y, torch.log(F.softplus(torch.clamp(y, min=-20.0))))
+
+
+def flat_onehot(x: Tensor, num_classes: int) -> Tensor:
+    """``x [batch, D]`` -> one-hot vectors flattened to ``[batch, D * K]`` in the default dtype."""
+    return F.one_hot(x, num_classes).flatten(1).to(torch.get_default_dtype())
 
 
 def _strictly_below(v: Tensor, upper: Tensor) -> Tensor:
@@ -77,11 +82,22 @@ def threshold(u: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def conditional_flow(dim: int, context_dim: int, num_steps: int = 2, hidden: tuple[int, ...] = (128,),
-                     coupling: str = "affine") -> ConditionalFlow:
-    """``q(u | context)``: a conditional diagonal Gaussian followed by ``num_steps`` conditional couplings."""
-    base = ConditionalNormal(MLP(context_dim, 2 * dim, hidden), dim)
+                     coupling: str = "affine", init_log_scale: float = 0.0) -> ConditionalFlow:
+    r"""``q(u | context)``: a conditional diagonal Gaussian followed by ``num_steps`` conditional couplings.
+
+    Every layer starts as the identity, so at initialisation ``q(u | c) = N(0, e^{2 init_log_scale})``
+    for every context: :math:`\sigma = 1.6` makes ``sigmoid(u)`` close to uniform, so a
+    variational dequantizer starts as the uniform one and Gumbel thresholding as the Gumbel inverse.
+    """
+    net = MLP(context_dim, 2 * dim, hidden, zero_init=True)
+    with torch.no_grad():
+        net[-1].bias[dim:] = init_log_scale
     transforms = coupling_stack(dim, num_steps, hidden, coupling, context_dim, actnorm=False) if dim > 1 else []
-    return ConditionalFlow(base, transforms)
+    return ConditionalFlow(ConditionalNormal(net, dim), transforms)
+
+
+#: Log-scale of the Gaussian whose sigmoid is closest to uniform (sigma = 1.6).
+SIGMOID_UNIFORM_LOG_SCALE = math.log(1.6)
 
 
 def gumbel_argmax_transform(phi: Tensor, log_neg_log_u: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -131,7 +147,7 @@ class ArgmaxInverse(nn.Module):
 
     def context(self, x: Tensor) -> Tensor:
         """One-hot of ``x`` flattened: ``[batch, D * K]``, the conditioning of ``q(u|x)``."""
-        return F.one_hot(x, self.num_classes).flatten(1).to(torch.get_default_dtype())
+        return flat_onehot(x, self.num_classes)
 
     def sample(self, x: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
@@ -218,7 +234,7 @@ class GumbelThresholdInverse(ArgmaxInverse):
     def __init__(self, num_vars: int, num_classes: int, flow_steps: int = 2, hidden: tuple[int, ...] = (128,)):
         super().__init__(num_vars, num_classes)
         self.locations = _GumbelLocations(num_vars, num_classes)
-        self.q_s = conditional_flow(self.dim, self.dim, flow_steps, hidden)
+        self.q_s = conditional_flow(self.dim, self.dim, flow_steps, hidden, init_log_scale=SIGMOID_UNIFORM_LOG_SCALE)
 
     def sample(self, x: Tensor) -> tuple[Tensor, Tensor]:
         s, log_q_s = self.q_s.sample_with_log_prob(self.context(x))

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from catlib.argmax import conditional_flow
+from catlib.argmax import SIGMOID_UNIFORM_LOG_SCALE, conditional_flow, flat_onehot
 from catlib.distributions import uniform_open
 
 __all__ = ["UniformDequantization", "VariationalDequantization"]
@@ -37,7 +37,7 @@ class _HypercubeDequantization(nn.Module):
         return self.num_vars * self.num_classes
 
     def onehot(self, x: Tensor) -> Tensor:
-        return F.one_hot(x, self.num_classes).flatten(1).to(torch.get_default_dtype())
+        return flat_onehot(x, self.num_classes)
 
     def inverse(self, v: Tensor) -> Tensor:
         """``v [batch, D*K] -> x [batch, D]`` by argmax (see the module docstring)."""
@@ -62,7 +62,7 @@ class VariationalDequantization(_HypercubeDequantization):
 
     def __init__(self, num_vars: int, num_classes: int, flow_steps: int = 2, hidden: tuple[int, ...] = (128,)):
         super().__init__(num_vars, num_classes)
-        self.q_s = conditional_flow(self.dim, self.dim, flow_steps, hidden)
+        self.q_s = conditional_flow(self.dim, self.dim, flow_steps, hidden, init_log_scale=SIGMOID_UNIFORM_LOG_SCALE)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         h = self.onehot(x)

@@ -1,0 +1,1 @@
+"""Experiments runnable from the shell: ``python -m catlib.experiments.<name> --profile full``."""
