@@ -243,6 +243,7 @@ class GumbelThresholdInverse(ArgmaxInverse):
         v, log_density = gumbel_argmax_transform(self.locations(x), log_softplus(-s), x)
         return v, log_q_w + log_density
 
+
 class BinaryThresholdInverse(ArgmaxInverse):
     r"""Binary digits with one real number each: :math:`v = (2b - 1)\,\mathrm{softplus}(u)`.
 
