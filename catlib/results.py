@@ -1,10 +1,12 @@
 """Result files of the reproduction chapters: one JSON per chapter and profile, read by the scoreboard.
 
 A chapter that reproduces a paper's table ends with :func:`write_results`, which stores its
-rows in ``results/<profile>/<chapter>.json``. ``book/scoreboard.md`` collects them with
+rows in ``results/<chapter>.json`` for a ``full`` run and in ``results/<profile>/<chapter>.json``
+for any other profile (:func:`results_path`). ``book/scoreboard.md`` collects them with
 :func:`read_results` (a ``full`` run is preferred over a ``smoke`` run of the same chapter) and
-shows them with :func:`results_table`. ``results/smoke/`` is git-ignored; ``results/full/`` is
-committed, so the site can show the numbers of long runs without re-training.
+shows them with :func:`results_table`. ``results/smoke/`` is git-ignored; the full results are
+committed, so the site can show the numbers of long runs without re-training, and a smoke run
+(CI) never overwrites them.
 
 A row is one number of one method::
 
@@ -24,8 +26,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COLUMNS", "PROFILE_PREFERENCE", "write_results", "read_results", "results_table"]
+__all__ = ["COLUMNS", "FULL", "PROFILE_PREFERENCE", "results_path", "write_results", "read_results", "results_table"]
 
+#: The profile whose results live at the top of the results folder (the committed ones).
+FULL = "full"
 #: Keys every row must have, in the order the scoreboard shows them.
 COLUMNS = ("method", "metric", "ours", "paper", "profile", "steps", "device", "seconds")
 #: Which run of a chapter the scoreboard shows when several exist: the first one found here,
@@ -90,13 +94,28 @@ def _check_row(row: Any, index: int, profile: str) -> dict[str, Any]:
     return clean
 
 
+def results_path(chapter: str, profile: str, results_dir: str | Path = "results") -> Path:
+    """Where the results of ``chapter`` at ``profile`` live.
+
+    >>> results_path("03_toy50_reproduction", "full", "results").as_posix()
+    'results/03_toy50_reproduction.json'
+    >>> results_path("03_toy50_reproduction", "smoke", "results").as_posix()
+    'results/smoke/03_toy50_reproduction.json'
+    """
+    _check_name("chapter", chapter)
+    _check_name("profile", profile)
+    folder = Path(results_dir) if profile == FULL else Path(results_dir) / profile
+    return folder / f"{chapter}.json"
+
+
 def write_results(
     chapter: str,
     rows: list[dict[str, Any]],
     profile: str,
     results_dir: str | Path = "results",
 ) -> Path:
-    """Validate ``rows`` and write them to ``<results_dir>/<profile>/<chapter>.json``.
+    """Validate ``rows`` and write them to :func:`results_path` (``<results_dir>/<chapter>.json``
+    at the ``full`` profile, ``<results_dir>/<profile>/<chapter>.json`` otherwise).
 
     Args:
         chapter: the chapter's notebook name without ``.ipynb``, e.g. ``"03_toy50_reproduction"``.
@@ -131,12 +150,10 @@ def write_results(
         ...
         ValueError: row 0 is missing the key 'metric'; every row needs method, metric, ours, paper, profile, steps, device, seconds
     """
-    _check_name("chapter", chapter)
-    _check_name("profile", profile)
+    path = results_path(chapter, profile, results_dir)
     if not isinstance(rows, (list, tuple)):
         raise ValueError(f"rows must be a list of dicts, got {type(rows).__name__}")
     clean = [_check_row(row, i, profile) for i, row in enumerate(rows)]
-    path = Path(results_dir) / profile / f"{chapter}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"chapter": chapter, "profile": profile, "rows": clean}
     text = json.dumps(payload, indent=2, allow_nan=False) + "\n"
@@ -146,14 +163,13 @@ def write_results(
     return path
 
 
-def _read_file(path: Path) -> list[dict[str, Any]]:
+def _read_file(path: Path, profile: str) -> list[dict[str, Any]]:
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"cannot read results file {path}: {error}") from error
     if not isinstance(payload, dict) or not isinstance(payload.get("rows"), list):
         raise ValueError(f"results file {path} must hold an object with a 'rows' list")
-    profile = path.parent.name
     try:
         return [_check_row(row, i, profile) for i, row in enumerate(payload["rows"])]
     except ValueError as error:
@@ -161,7 +177,7 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
 
 
 def read_results(results_dir: str | Path = "results") -> dict[str, list[dict[str, Any]]]:
-    """Read every ``<results_dir>/<profile>/<chapter>.json``, one run per chapter.
+    """Read every results file under ``results_dir`` (see :func:`results_path`), one run per chapter.
 
     For each chapter the run of the first profile in :data:`PROFILE_PREFERENCE` that has one
     is used (``full`` before ``smoke``), then other profile folders alphabetically. Every row
@@ -195,14 +211,14 @@ def read_results(results_dir: str | Path = "results") -> dict[str, list[dict[str
     root = Path(results_dir)
     if not root.is_dir():
         return {}
-    folders = [p for p in root.iterdir() if p.is_dir() and _NAME.match(p.name)]
+    runs = {FULL: root}  # profile -> folder
+    runs.update({p.name: p for p in root.iterdir() if p.is_dir() and _NAME.match(p.name) and p.name != FULL})
     rank = {name: i for i, name in enumerate(PROFILE_PREFERENCE)}
-    folders.sort(key=lambda p: (rank.get(p.name, len(rank)), p.name))
     found: dict[str, list[dict[str, Any]]] = {}
-    for folder in folders:
-        for path in sorted(folder.glob("*.json")):
+    for profile in sorted(runs, key=lambda name: (rank.get(name, len(rank)), name)):
+        for path in sorted(runs[profile].glob("*.json")):
             if path.stem not in found:
-                found[path.stem] = _read_file(path)
+                found[path.stem] = _read_file(path, profile)
     return dict(sorted(found.items()))
 
 

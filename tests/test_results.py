@@ -164,10 +164,16 @@ def test_corrupt_file_is_named(tmp_path):
         read_results(tmp_path)
 
 
+def test_full_results_live_at_the_top_and_smoke_ones_below(tmp_path):
+    full = write_results("01_a", [make_row("full")], "full", tmp_path)
+    smoke = write_results("01_a", [make_row("smoke")], "smoke", tmp_path)
+    assert full == tmp_path / "01_a.json"
+    assert smoke == tmp_path / "smoke" / "01_a.json"
+
+
 def test_file_in_wrong_profile_folder_is_rejected(tmp_path):
     path = write_results("01_a", [make_row("smoke")], "smoke", tmp_path)
-    (tmp_path / "full").mkdir()
-    path.rename(tmp_path / "full" / "01_a.json")
+    path.rename(tmp_path / "01_a.json")  # the place of a full run
     with pytest.raises(ValueError, match="'profile' is 'smoke' but .* profile 'full'"):
         read_results(tmp_path)
 
