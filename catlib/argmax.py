@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from catlib.distributions import ConditionalNormal, Gumbel, TruncatedGumbel, log_neg_log_uniform
+from catlib.distributions import ConditionalLogistic, ConditionalNormal, Gumbel, TruncatedGumbel, log_neg_log_uniform
 from catlib.flows import ConditionalFlow, coupling_stack
 from catlib.nets import MLP
 
@@ -82,22 +82,27 @@ def threshold(u: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def conditional_flow(dim: int, context_dim: int, num_steps: int = 2, hidden: tuple[int, ...] = (128,),
-                     coupling: str = "affine", init_log_scale: float = 0.0) -> ConditionalFlow:
-    r"""``q(u | context)``: a conditional diagonal Gaussian followed by ``num_steps`` conditional couplings.
+                     coupling: str = "affine", base: str = "normal") -> ConditionalFlow:
+    r"""``q(u | context)``: a conditional diagonal base followed by ``num_steps`` conditional couplings.
 
-    Every layer starts as the identity, so at initialisation ``q(u | c) = N(0, e^{2 init_log_scale})``
-    for every context: :math:`\sigma = 1.6` makes ``sigmoid(u)`` close to uniform, so a
-    variational dequantizer starts as the uniform one and Gumbel thresholding as the Gumbel inverse.
+    The couplings start as the identity and the base at location 0, scale 1, so at
+    initialisation ``q(u | c)`` is the standard ``base`` for every context, whatever the
+    mixing layers between the couplings do to it:
+
+    - ``"normal"`` (:class:`ConditionalNormal`): mixing by learned linear layers, which start
+      at random rotations, under which a standard normal is unchanged;
+    - ``"logistic"`` (:class:`ConditionalLogistic`): mixing by fixed reversals, under which
+      i.i.d. logistic noise is unchanged. Its sigmoid is exactly uniform, so a variational
+      dequantizer starts as the uniform one, and Gumbel thresholding as the Gumbel inverse.
     """
+    bases = {"normal": (ConditionalNormal, "linear"), "logistic": (ConditionalLogistic, "reverse")}
+    if base not in bases:
+        raise ValueError(f"base must be one of {sorted(bases)}, got {base!r}")
+    base_class, mixing = bases[base]
     net = MLP(context_dim, 2 * dim, hidden, zero_init=True)
-    with torch.no_grad():
-        net[-1].bias[dim:] = init_log_scale
-    transforms = coupling_stack(dim, num_steps, hidden, coupling, context_dim, actnorm=False) if dim > 1 else []
-    return ConditionalFlow(ConditionalNormal(net, dim), transforms)
-
-
-#: Log-scale of the Gaussian whose sigmoid is closest to uniform (sigma = 1.6).
-SIGMOID_UNIFORM_LOG_SCALE = math.log(1.6)
+    transforms = (coupling_stack(dim, num_steps, hidden, coupling, context_dim, actnorm=False, mixing=mixing)
+                  if dim > 1 else [])
+    return ConditionalFlow(base_class(net, dim), transforms)
 
 
 def gumbel_argmax_transform(phi: Tensor, log_neg_log_u: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -234,7 +239,7 @@ class GumbelThresholdInverse(ArgmaxInverse):
     def __init__(self, num_vars: int, num_classes: int, flow_steps: int = 2, hidden: tuple[int, ...] = (128,)):
         super().__init__(num_vars, num_classes)
         self.locations = _GumbelLocations(num_vars, num_classes)
-        self.q_s = conditional_flow(self.dim, self.dim, flow_steps, hidden, init_log_scale=SIGMOID_UNIFORM_LOG_SCALE)
+        self.q_s = conditional_flow(self.dim, self.dim, flow_steps, hidden, base="logistic")
 
     def sample(self, x: Tensor) -> tuple[Tensor, Tensor]:
         s, log_q_s = self.q_s.sample_with_log_prob(self.context(x))

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from catlib.argmax import SIGMOID_UNIFORM_LOG_SCALE, conditional_flow, flat_onehot
+from catlib.argmax import conditional_flow, flat_onehot
 from catlib.distributions import uniform_open
 
 __all__ = ["UniformDequantization", "VariationalDequantization"]
@@ -58,14 +58,20 @@ class VariationalDequantization(_HypercubeDequantization):
 
     .. math:: \log q(u|x) = \log q(s|x) - \sum \log \sigma'(s),\quad
               \log\sigma'(s) = -\mathrm{softplus}(-s) - \mathrm{softplus}(s)
+
+    ``q(s|x)`` is a conditional flow on a logistic base, so at initialisation ``u`` is exactly
+    uniform and the layer starts as :class:`UniformDequantization`.
     """
 
     def __init__(self, num_vars: int, num_classes: int, flow_steps: int = 2, hidden: tuple[int, ...] = (128,)):
         super().__init__(num_vars, num_classes)
-        self.q_s = conditional_flow(self.dim, self.dim, flow_steps, hidden, init_log_scale=SIGMOID_UNIFORM_LOG_SCALE)
+        self.q_s = conditional_flow(self.dim, self.dim, flow_steps, hidden, base="logistic")
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         h = self.onehot(x)
         s, log_q_s = self.q_s.sample_with_log_prob(h)
         log_q_u = log_q_s + (F.softplus(-s) + F.softplus(s)).sum(-1)
-        return h + torch.sigmoid(s), -log_q_u
+        # h + sigmoid(s) rounds up to h + 1 in float32 once s > 16 (a logistic draw does that
+        # about once in 10^7): keep v strictly inside the cell of x, [h, h + 1)
+        v = torch.minimum(h + torch.sigmoid(s), torch.nextafter(h + 1, h))
+        return v, -log_q_u

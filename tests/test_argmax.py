@@ -6,7 +6,8 @@ import torch
 from torch.nn import functional as F
 
 from catlib.argmax import (BinaryThresholdInverse, CartesianEncoding, GumbelInverse, GumbelThresholdInverse,
-                           ThresholdInverse, cartesian_tradeoffs, gumbel_argmax_transform, log_softplus, threshold)
+                           ThresholdInverse, cartesian_tradeoffs, conditional_flow, gumbel_argmax_transform, log_softplus,
+                           threshold)
 from catlib.distributions import Gumbel
 
 
@@ -148,3 +149,22 @@ def test_log_softplus_is_stable():
     assert torch.isfinite(out).all()
     assert torch.allclose(out[2:], torch.log(F.softplus(y[2:])))
     assert math.isclose(float(out[0]), -1000.0)
+
+
+def test_gumbel_thresholding_starts_as_the_gumbel_inverse():
+    # q(s|x) is a logistic base under identity couplings at initialisation, so w = sigmoid(s) is
+    # uniform and log q(v|x) must be the Gumbel inverse's closed form
+    torch.manual_seed(0)
+    q = GumbelThresholdInverse(3, 5)
+    x = torch.randint(0, 5, (2000, 3))
+    with torch.no_grad():
+        v, log_q = q.sample(x)
+        phi = q.locations(x).expand_as(v)
+    closed = Gumbel(phi).log_prob(v).sum(-1) - torch.log_softmax(phi, -1).gather(-1, x.unsqueeze(-1)).squeeze(-1)
+    assert torch.allclose(log_q, closed.sum(-1), atol=1e-3)
+    assert bool((v.argmax(-1) == x).all())
+
+
+def test_conditional_flow_rejects_an_unknown_base():
+    with pytest.raises(ValueError, match="base must be one of .*'gaussian'"):
+        conditional_flow(2, 2, base="gaussian")

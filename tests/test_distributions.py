@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from catlib.distributions import Gumbel, Logistic, TruncatedGumbel, log_expm1, log_neg_log_uniform, uniform_open
+from catlib.distributions import (ConditionalLogistic, Gumbel, Logistic, TruncatedGumbel, log_expm1, log_neg_log_uniform,
+                                 uniform_open)
 
 
 def trapezoid_mass(log_prob, lo, hi, n=400_001):
@@ -103,3 +104,30 @@ def test_gumbel_histogram_matches_density():
     hist = torch.histogram(s, edges).hist / len(s)
     expected = d.cdf(edges[1:]) - d.cdf(edges[:-1])
     assert torch.allclose(hist, expected, atol=3e-3)
+
+
+def test_conditional_logistic_density_integrates_and_matches_its_samples():
+    torch.manual_seed(0)
+    net = torch.nn.Linear(2, 2)  # one variable: location and log-scale from a 2-d context
+    q = ConditionalLogistic(net, 1)
+    context = torch.tensor([[0.3, -1.0]])
+    s, log_q = q.sample_with_log_prob(context.expand(1000, 2))
+    assert torch.allclose(q.log_prob(s, context.expand(1000, 2)), log_q, atol=1e-5)
+    grid = torch.linspace(-60, 60, 200_001)
+    with torch.no_grad():
+        density = q.log_prob(grid.unsqueeze(1), context.expand(len(grid), 2)).double().exp()
+    assert float(torch.trapezoid(density, grid.double())) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_sigmoid_of_a_standard_conditional_logistic_is_uniform():
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 8)
+    torch.nn.init.zeros_(net.weight)
+    torch.nn.init.zeros_(net.bias)  # location 0, log-scale 0 for every context
+    s, log_q = ConditionalLogistic(net, 4).sample_with_log_prob(torch.randn(50_000, 3))
+    w = torch.sigmoid(s.double()).flatten().sort().values
+    ks = float((w - torch.arange(1, len(w) + 1, dtype=torch.float64) / len(w)).abs().max())
+    assert ks < 1.63 / math.sqrt(len(w))  # 1% KS level against U(0, 1)
+    # the density of w = sigmoid(s) is q(s) / sigmoid'(s) = 1 exactly
+    log_q_w = log_q.double() + (torch.nn.functional.softplus(-s) + torch.nn.functional.softplus(s)).double().sum(-1)
+    assert torch.allclose(log_q_w, torch.zeros_like(log_q_w), atol=1e-4)
