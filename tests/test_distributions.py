@@ -124,7 +124,8 @@ def test_sigmoid_of_a_standard_conditional_logistic_is_uniform():
     net = torch.nn.Linear(3, 8)
     torch.nn.init.zeros_(net.weight)
     torch.nn.init.zeros_(net.bias)  # location 0, log-scale 0 for every context
-    s, log_q = ConditionalLogistic(net, 4).sample_with_log_prob(torch.randn(50_000, 3))
+    with torch.no_grad():
+        s, log_q = ConditionalLogistic(net, 4).sample_with_log_prob(torch.randn(50_000, 3))
     w = torch.sigmoid(s.double()).flatten().sort().values
     ks = float((w - torch.arange(1, len(w) + 1, dtype=torch.float64) / len(w)).abs().max())
     assert ks < 1.63 / math.sqrt(len(w))  # 1% KS level against U(0, 1)
