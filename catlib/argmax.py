@@ -36,6 +36,7 @@ __all__ = [
     "ArgmaxSurjection", "ArgmaxInverse", "ThresholdInverse", "GumbelInverse",
     "GumbelThresholdInverse", "BinaryThresholdInverse", "CartesianEncoding",
     "cartesian_tradeoffs", "threshold", "flat_onehot", "gumbel_argmax_transform", "conditional_flow", "log_softplus",
+    "strictly_below",
 ]
 
 
@@ -49,8 +50,12 @@ def flat_onehot(x: Tensor, num_classes: int) -> Tensor:
     return F.one_hot(x, num_classes).flatten(1).to(torch.get_default_dtype())
 
 
-def _strictly_below(v: Tensor, upper: Tensor) -> Tensor:
-    """Floating-point guard: ``v`` moved to the largest number below ``upper`` if it rounded onto it."""
+def strictly_below(v: Tensor, upper: Tensor) -> Tensor:
+    """Floating-point guard: ``v`` moved to the largest number below ``upper`` if it rounded onto it.
+
+    >>> float(strictly_below(torch.tensor(1.0), torch.tensor(1.0))) < 1.0
+    True
+    """
     return torch.minimum(v, torch.nextafter(upper, torch.full_like(upper, -math.inf)))
 
 
@@ -75,7 +80,7 @@ def threshold(u: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
     """
     T = u.gather(-1, x.unsqueeze(-1))
     is_x = F.one_hot(x, u.shape[-1]).bool()
-    below = _strictly_below(T - F.softplus(T - u), T)
+    below = strictly_below(T - F.softplus(T - u), T)
     v = torch.where(is_x, u, below)
     ldj = -(F.softplus(u - T) * (~is_x)).flatten(1).sum(-1)
     return v, ldj

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from catlib.argmax import conditional_flow, flat_onehot
+from catlib.argmax import conditional_flow, flat_onehot, strictly_below
 from catlib.distributions import uniform_open
 
 __all__ = ["UniformDequantization", "VariationalDequantization"]
@@ -73,5 +73,5 @@ class VariationalDequantization(_HypercubeDequantization):
         log_q_u = log_q_s + (F.softplus(-s) + F.softplus(s)).sum(-1)
         # h + sigmoid(s) rounds up to h + 1 in float32 once s > 16 (a logistic draw does that
         # about once in 10^7): keep v strictly inside the cell of x, [h, h + 1)
-        v = torch.minimum(h + torch.sigmoid(s), torch.nextafter(h + 1, h))
+        v = strictly_below(h + torch.sigmoid(s), h + 1)
         return v, -log_q_u

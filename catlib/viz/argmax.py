@@ -30,7 +30,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from catlib.argmax import gumbel_argmax_transform, log_softplus, threshold
-from catlib.distributions import Logistic
+from catlib.distributions import Gumbel, Logistic
 
 __all__ = [
     "INVERSES", "INVERSE_LABELS", "example_params", "sample_toy_q", "sample_q", "log_q",
@@ -601,11 +601,6 @@ def argmax_slider_figure(inverse: str = "threshold", values: Sequence[float] | N
 # --------------------------------------------------------------------------- the bound, with a known p(v)
 
 
-def _log_p_gumbel(v: Tensor, phi_p: Tensor) -> Tensor:
-    z = phi_p - v
-    return (z - torch.exp(z)).sum(-1)
-
-
 def fit_toy_q(inverse: str, probs: Sequence[float], steps: int = 300, batch: int = 512, lr: float = 0.05,
               seed: int = 0, eval_size: int = 1000, k: int = 100) -> dict:
     r"""Fit :math:`q(v|x)` to a *known* :math:`p(v)` and report the bound in bits.
@@ -646,7 +641,7 @@ def fit_toy_q(inverse: str, probs: Sequence[float], steps: int = 300, batch: int
     def bound(x: Tensor, samples: int) -> Tensor:
         xs = x.repeat_interleave(samples)
         v, lq = sample_toy_q(inverse, xs, params_of(xs), generator)
-        w = (_log_p_gumbel(v, phi_p) - lq).view(-1, samples)
+        w = (Gumbel(phi_p).log_prob(v).sum(-1) - lq).view(-1, samples)
         return torch.logsumexp(w, -1) - math.log(samples)
 
     # evaluation: every class, ``eval_size`` draws of q each, weighted by its probability, so
