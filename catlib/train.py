@@ -88,8 +88,11 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
         desc: str | None = None) -> FitResult:
     """Maximise ``model.log_prob(x).mean()`` with Adam and a cosine learning-rate decay.
 
+    A model with its own objective (``model.training_loss(x) -> scalar``, e.g. multinomial
+    diffusion's importance-sampled timesteps) is trained on that instead.
+
     Args:
-        model: has ``log_prob(x) -> [batch]``.
+        model: has ``log_prob(x) -> [batch]`` (and optionally ``training_loss(x) -> []``).
         data: a tensor ``[N, ...]`` to draw minibatches from (with replacement, seeded), or a
             function ``(batch_size, generator) -> batch``.
         steps: total optimisation steps of the run (also when resuming).
@@ -147,7 +150,7 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
         x = draw(batch_size, gen).to(device)
-        loss = -model.log_prob(x).mean()
+        loss = model.training_loss(x) if hasattr(model, "training_loss") else -model.log_prob(x).mean()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower lr or enable grad_clip")
         optimizer.zero_grad(set_to_none=True)

@@ -59,3 +59,23 @@ def test_training_lowers_the_loss():
     model = make()
     result = fit(model, DATA, steps=150, batch_size=64, lr=3e-3, progress=False)
     assert sum(result.losses[-20:]) / 20 < sum(result.losses[:20]) / 20
+
+
+def test_a_model_with_its_own_training_loss_is_trained_on_it():
+    class Own(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor(3.0))
+            self.calls = 0
+
+        def log_prob(self, x):  # pragma: no cover - must not be used for training
+            raise AssertionError("fit used log_prob instead of training_loss")
+
+        def training_loss(self, x):
+            self.calls += 1
+            return (self.w - 1.0) ** 2
+
+    model = Own()
+    fit(model, DATA, steps=200, batch_size=4, lr=0.05, warmup=1, progress=False)
+    assert model.calls == 200
+    assert abs(float(model.w) - 1.0) < 0.05
