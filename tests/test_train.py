@@ -78,4 +78,4 @@ def test_a_model_with_its_own_training_loss_is_trained_on_it():
     model = Own()
     fit(model, DATA, steps=200, batch_size=4, lr=0.05, warmup=1, progress=False)
     assert model.calls == 200
-    assert abs(float(model.w) - 1.0) < 0.05
+    assert abs(model.w.item() - 1.0) < 0.05
