@@ -19,10 +19,16 @@ and, for many classes, the Cartesian-product (base-M digits) encoding, with the 
 :class:`BinaryThresholdInverse` using one real number per bit.
 
 Shapes: ``x [batch, D]`` class indices; ``v [batch, D * K]`` (flattened for the flow).
+
+The learned inverses take their conditional flow from a factory ``q_flow(dim, context_dim,
+base=...) -> ConditionalFlow`` (:data:`QFlowFactory`); by default :func:`conditional_flow` (MLP
+couplings), and for images the convolutional flows of :mod:`catlib.flows.image`.
 """
 from __future__ import annotations
 
 import math
+from functools import partial
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -36,8 +42,13 @@ __all__ = [
     "ArgmaxSurjection", "ArgmaxInverse", "ThresholdInverse", "GumbelInverse",
     "GumbelThresholdInverse", "BinaryThresholdInverse", "CartesianEncoding",
     "cartesian_tradeoffs", "threshold", "flat_onehot", "gumbel_argmax_transform", "conditional_flow", "log_softplus",
-    "strictly_below",
+    "strictly_below", "QFlowFactory", "q_flow_or_default",
 ]
+
+QFlowFactory = Callable[..., ConditionalFlow]
+"""``q_flow(dim, context_dim, base=...) -> ConditionalFlow``: builds :math:`q(u \\mid c)` on
+``[batch, dim]`` given a context ``[batch, context_dim]``, with a ``"normal"`` or
+``"logistic"`` base that is standard at initialisation (see :func:`conditional_flow`)."""
 
 
 def log_softplus(y: Tensor) -> Tensor:
@@ -110,6 +121,11 @@ def conditional_flow(dim: int, context_dim: int, num_steps: int = 2, hidden: tup
     return ConditionalFlow(base_class(net, dim), transforms)
 
 
+def q_flow_or_default(q_flow: QFlowFactory | None, flow_steps: int, hidden: tuple[int, ...]) -> QFlowFactory:
+    """``q_flow`` if given, else :func:`conditional_flow` with ``flow_steps`` couplings of ``hidden`` MLPs."""
+    return q_flow if q_flow is not None else partial(conditional_flow, num_steps=flow_steps, hidden=hidden)
+
+
 def gumbel_argmax_transform(phi: Tensor, log_neg_log_u: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
     r"""Map noise :math:`\ell = \log(-\log u)` to a Gumbel(``phi``) vector with argmax ``x``.
 
@@ -171,11 +187,16 @@ class ThresholdInverse(ArgmaxInverse):
     r"""Thresholding inverse: :math:`u \sim q(u|x)` (conditional flow), then :func:`threshold`.
 
     .. math:: \log q(v|x) = \log q(u|x) + \sum_{i \ne x} \mathrm{softplus}(u_i - T)
+
+    ``q(u|x)`` is built by ``q_flow(dim, dim, base="normal")`` (default: :func:`conditional_flow`
+    with ``flow_steps`` couplings of ``hidden`` MLPs; ``flow_steps`` and ``hidden`` are unused
+    when ``q_flow`` is given).
     """
 
-    def __init__(self, num_vars: int, num_classes: int, flow_steps: int = 2, hidden: tuple[int, ...] = (128,)):
+    def __init__(self, num_vars: int, num_classes: int, flow_steps: int = 2, hidden: tuple[int, ...] = (128,),
+                 q_flow: QFlowFactory | None = None):
         super().__init__(num_vars, num_classes)
-        self.q_u = conditional_flow(self.dim, self.dim, flow_steps, hidden)
+        self.q_u = q_flow_or_default(q_flow, flow_steps, hidden)(self.dim, self.dim, base="normal")
 
     def sample(self, x: Tensor) -> tuple[Tensor, Tensor]:
         u, log_q = self.q_u.sample_with_log_prob(self.context(x))
@@ -238,13 +259,16 @@ class GumbelThresholdInverse(ArgmaxInverse):
         \log q(v|x) = \log q(s|x) - \sum \log \sigma'(s) + \log \mathrm{Gumbel}(T)
                       + \sum_{i\ne x} \log \mathrm{TruncGumbel}(v_i; \phi_i, T),
 
-    and with :math:`w` uniform it is exactly :class:`GumbelInverse`.
+    and with :math:`w` uniform it is exactly :class:`GumbelInverse`. ``q(s|x)`` is built by
+    ``q_flow(dim, dim, base="logistic")``, which starts at the standard logistic, i.e. at uniform
+    :math:`w` (default: :func:`conditional_flow`, as in :class:`ThresholdInverse`).
     """
 
-    def __init__(self, num_vars: int, num_classes: int, flow_steps: int = 2, hidden: tuple[int, ...] = (128,)):
+    def __init__(self, num_vars: int, num_classes: int, flow_steps: int = 2, hidden: tuple[int, ...] = (128,),
+                 q_flow: QFlowFactory | None = None):
         super().__init__(num_vars, num_classes)
         self.locations = _GumbelLocations(num_vars, num_classes)
-        self.q_s = conditional_flow(self.dim, self.dim, flow_steps, hidden, base="logistic")
+        self.q_s = q_flow_or_default(q_flow, flow_steps, hidden)(self.dim, self.dim, base="logistic")
 
     def sample(self, x: Tensor) -> tuple[Tensor, Tensor]:
         s, log_q_s = self.q_s.sample_with_log_prob(self.context(x))
@@ -260,12 +284,14 @@ class BinaryThresholdInverse(ArgmaxInverse):
     A two-class argmax needs only the sign of one number. With :math:`u \sim q(u|b)`,
     :math:`\log q(v|b) = \log q(u|b) + \mathrm{softplus}(-u)` (minus :math:`\log\sigma(u)`).
     ``softplus(u)`` is kept at or above the smallest positive float so that the sign survives
-    rounding. Here ``num_classes`` is 2 and ``v`` has ``D`` entries, not ``2 D``.
+    rounding. Here ``num_classes`` is 2 and ``v`` has ``D`` entries, not ``2 D``. ``q(u|b)``
+    is built by ``q_flow(D, D, base="normal")`` (default: :func:`conditional_flow`).
     """
 
-    def __init__(self, num_vars: int, flow_steps: int = 2, hidden: tuple[int, ...] = (128,)):
+    def __init__(self, num_vars: int, flow_steps: int = 2, hidden: tuple[int, ...] = (128,),
+                 q_flow: QFlowFactory | None = None):
         super().__init__(num_vars, 2)
-        self.q_u = conditional_flow(num_vars, num_vars, flow_steps, hidden)
+        self.q_u = q_flow_or_default(q_flow, flow_steps, hidden)(num_vars, num_vars, base="normal")
 
     @property
     def dim(self) -> int:

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from catlib.argmax import conditional_flow, flat_onehot, strictly_below
+from catlib.argmax import QFlowFactory, flat_onehot, q_flow_or_default, strictly_below
 from catlib.distributions import uniform_open
 
 __all__ = ["UniformDequantization", "VariationalDequantization"]
@@ -60,12 +60,15 @@ class VariationalDequantization(_HypercubeDequantization):
               \log\sigma'(s) = -\mathrm{softplus}(-s) - \mathrm{softplus}(s)
 
     ``q(s|x)`` is a conditional flow on a logistic base, so at initialisation ``u`` is exactly
-    uniform and the layer starts as :class:`UniformDequantization`.
+    uniform and the layer starts as :class:`UniformDequantization`. It is built by
+    ``q_flow(dim, dim, base="logistic")`` (see :data:`catlib.argmax.QFlowFactory`; default:
+    :func:`~catlib.argmax.conditional_flow` with ``flow_steps`` couplings of ``hidden`` MLPs).
     """
 
-    def __init__(self, num_vars: int, num_classes: int, flow_steps: int = 2, hidden: tuple[int, ...] = (128,)):
+    def __init__(self, num_vars: int, num_classes: int, flow_steps: int = 2, hidden: tuple[int, ...] = (128,),
+                 q_flow: QFlowFactory | None = None):
         super().__init__(num_vars, num_classes)
-        self.q_s = conditional_flow(self.dim, self.dim, flow_steps, hidden, base="logistic")
+        self.q_s = q_flow_or_default(q_flow, flow_steps, hidden)(self.dim, self.dim, base="logistic")
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         h = self.onehot(x)

@@ -9,19 +9,23 @@ Every model is an ``nn.Module`` with the two verbs the book compares methods by:
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from catlib.argmax import (ArgmaxSurjection, BinaryThresholdInverse, CartesianEncoding, GumbelInverse,
-                           GumbelThresholdInverse, ThresholdInverse)
+                           GumbelThresholdInverse, QFlowFactory, ThresholdInverse, conditional_flow)
 from catlib.dequantization import UniformDequantization, VariationalDequantization
+from catlib.diffusion import build_diffusion
 from catlib.distributions import StandardNormal
-from catlib.flows import Flow, coupling_stack
+from catlib.flows import FlatImageNet, Flow, conditional_image_flow_factory, coupling_stack, image_flow
+from catlib.nets import MLP, DenseNet
+from catlib.vae import CategoricalDecoder, VAELayer
 from catlib.validation import check_classes, check_positive_int
 
-__all__ = ["CategoricalFlow", "build_model", "MODEL_NAMES", "importance_weighted"]
+__all__ = ["CategoricalFlow", "build_model", "MODEL_NAMES", "ARCHITECTURES", "importance_weighted"]
 
 
 def importance_weighted(log_weight: Callable[[Tensor], Tensor], x: Tensor, k: int,
@@ -66,7 +70,9 @@ class CategoricalFlow(nn.Module):
         data_shape: shape of one example, e.g. ``(D,)``.
         num_classes: ``K``.
         layer: maps ``x [batch, D']`` to ``(v [batch, dim], -log q(v|x) [batch])`` and back by
-            ``layer.inverse(v)``; an argmax surjection or a hypercube dequantization.
+            ``layer.inverse(v)``; an argmax surjection or a hypercube dequantization (or a
+            :class:`~catlib.vae.VAELayer`, whose second output is ``log p(x|z) - log q(z|x)``
+            and whose inverse samples ``p(x|z)``: then ``flow`` is the VAE's prior).
         flow: density on ``v``.
         encoding: optional :class:`~catlib.argmax.CartesianEncoding`; then the layer sees
             the base-M digits of ``x`` (``D' = D * d_m``) and samples with unused codes are
@@ -98,9 +104,15 @@ class CategoricalFlow(nn.Module):
         return self.flow.log_prob(v) + ldj
 
     def log_prob(self, x: Tensor, k: int = 1) -> Tensor:
-        """Lower bound on ``log P(x)`` in nats, ``[batch]`` (ELBO for k=1, IWBO for k>1)."""
+        """Lower bound on ``log P(x)`` in nats, ``[batch]`` (ELBO for k=1, IWBO for k>1).
+
+        The importance samples are drawn in chunks of at most 8192 rows and of at most
+        ``2**21`` numbers of ``v`` (1638 rows of 16x16 maps with 5 classes), so that
+        ``k = 1000`` on images stays within a few hundred MB.
+        """
         x = check_classes(x, self.data_shape, self.num_classes).to(self.device)
-        return importance_weighted(self.log_weight, self._layer_input(x), k)
+        rows = max(1, min(8192, 2**21 // self.layer.dim))
+        return importance_weighted(self.log_weight, self._layer_input(x), k, max_rows=rows)
 
     @torch.no_grad()
     def sample(self, n: int, max_tries: int = 100) -> Tensor:
@@ -133,18 +145,21 @@ class CategoricalFlow(nn.Module):
 
 
 MODEL_NAMES = ("uniform-dequantization", "variational-dequantization", "argmax-threshold",
-               "argmax-gumbel", "argmax-gumbel-threshold", "argmax-binary")
+               "argmax-gumbel", "argmax-gumbel-threshold", "argmax-binary", "vae", "multinomial-diffusion")
 
-_COMMON = {"flow_steps": 4, "hidden": (128, 128), "coupling": "affine", "mixing": "linear"}
-_VARIATIONAL = {"q_flow_steps": 2, "q_hidden": (128,)}
-_OPTIONS = {
-    "uniform-dequantization": {},
-    "variational-dequantization": _VARIATIONAL,
-    "argmax-threshold": {**_VARIATIONAL, "base": None},
-    "argmax-gumbel": {},
-    "argmax-gumbel-threshold": _VARIATIONAL,
-    "argmax-binary": _VARIATIONAL,
+ARCHITECTURES = ("auto", "mlp", "conv")
+# options of the flow p(v) (or the VAE prior p(z)) and of the variational q(u|x) (or the VAE
+# encoder and decoder), per architecture
+_FLOW_OPTIONS = {
+    "mlp": {"flow_steps": 4, "hidden": (128, 128), "coupling": "affine", "mixing": "linear"},
+    "conv": {"flow_steps": 4, "growth": 32, "depth": 2},
 }
+_Q_OPTIONS = {
+    "mlp": {"q_flow_steps": 2, "q_hidden": (128,)},
+    "conv": {"q_flow_steps": 2, "q_growth": 16, "q_depth": 1},
+}
+_USES_Q = ("variational-dequantization", "argmax-threshold", "argmax-gumbel-threshold", "argmax-binary", "vae")
+_EXTRA_OPTIONS = {"argmax-threshold": {"base": None}, "vae": {"latent_channels": 2}}
 
 
 def _check_data_shape(data_shape) -> tuple[int, ...]:
@@ -157,57 +172,124 @@ def _check_data_shape(data_shape) -> tuple[int, ...]:
     return shape
 
 
+def _image_shape(architecture: str, data_shape: tuple[int, ...]) -> tuple[int, int] | None:
+    """``(H, W)`` the conv flows see (``(1, D)`` for sequences), or ``None`` for the MLP flows."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {', '.join(map(repr, ARCHITECTURES))}, got {architecture!r}")
+    if architecture == "mlp":
+        return None
+    if len(data_shape) > 2:
+        raise ValueError(f"data_shape must be (D,) or (H, W) for architecture {architecture!r}, got {data_shape}; "
+                         f"pass architecture='mlp' to model it as a flat vector")
+    if architecture == "auto" and len(data_shape) == 1:
+        return None
+    return (1, *data_shape) if len(data_shape) == 1 else data_shape
+
+
+def _prior_flow(dim: int, image: tuple[int, int] | None, opt: dict) -> Flow:
+    """The density p(v) on ``[batch, dim]``: MLP couplings, or conv couplings on ``dim / (H W)`` channels."""
+    if image is None:
+        return Flow(StandardNormal(dim), coupling_stack(dim, opt["flow_steps"], tuple(opt["hidden"]),
+                                                        opt["coupling"], mixing=opt["mixing"]))
+    height, width = image
+    return image_flow(dim // (height * width), height, width, opt["flow_steps"], opt["growth"], opt["depth"])
+
+
+def _q_flow(image: tuple[int, int] | None, opt: dict) -> QFlowFactory:
+    """The factory ``q_flow(dim, context_dim, base=...)`` of the variational flows."""
+    if image is None:
+        return partial(conditional_flow, num_steps=opt["q_flow_steps"], hidden=tuple(opt["q_hidden"]))
+    return conditional_image_flow_factory(*image, num_steps=opt["q_flow_steps"], growth=opt["q_growth"],
+                                          depth=opt["q_depth"])
+
+
+def _vae_layer(num_vars: int, num_classes: int, image: tuple[int, int] | None, opt: dict) -> VAELayer:
+    """Encoder (conditional flow, normal base) and decoder (MLP or DenseNet of ``z``) with ``latent_channels`` per variable."""
+    channels = check_positive_int("latent_channels", opt["latent_channels"])
+    latent_dim = num_vars * channels
+    encoder = _q_flow(image, opt)(latent_dim, num_vars * num_classes, base="normal")
+    if image is None:
+        net = MLP(latent_dim, num_vars * num_classes, tuple(opt["q_hidden"]))
+    else:
+        net = FlatImageNet(DenseNet(channels, num_classes, opt["q_depth"], opt["q_growth"], zero_init=False),
+                           channels, *image)
+    return VAELayer(encoder, CategoricalDecoder(net, num_vars, num_classes), latent_dim)
+
+
 def build_model(name: str, data_shape: Sequence[int], num_classes: int, **options) -> nn.Module:
     """Build a model for categorical data of shape ``data_shape`` with ``num_classes`` classes.
 
     Names: ``"uniform-dequantization"``, ``"variational-dequantization"``,
     ``"argmax-threshold"``, ``"argmax-gumbel"``, ``"argmax-gumbel-threshold"``,
-    ``"argmax-binary"`` (thresholded binary Cartesian product).
+    ``"argmax-binary"`` (thresholded binary Cartesian product), and ``"vae"`` (a VAE with a
+    flow prior p(z), a flow posterior q(z|x) and a factorised categorical decoder p(x|z),
+    :mod:`catlib.vae`; its ``sample`` draws ``z`` from the prior and then *samples* p(x|z)),
+    ``"multinomial-diffusion"`` (:func:`catlib.diffusion.build_diffusion`, whose options it takes:
+    ``timesteps``, ``schedule``, ``timestep_sampling``, ``network`` and the network's sizes).
 
-    Options (all have small working defaults): ``flow_steps``, ``hidden``, ``coupling``
-    (``"affine"`` or ``"mixture"``), ``mixing`` (``"linear"`` or ``"reverse"``) for the flow
-    :math:`p(v)`; ``q_flow_steps``, ``q_hidden`` for the variational :math:`q(u|x)`;
-    ``base`` (an integer M >= 2) for ``"argmax-threshold"`` on base-M digits.
+    ``architecture``: ``"mlp"`` (vector flows with MLP couplings on the flattened example),
+    ``"conv"`` (image flows of :mod:`catlib.flows.image` with DenseNet couplings on ``v``
+    viewed as ``[batch, C, H, W]``; a 1-d ``(D,)`` is a ``1 x D`` image) or ``"auto"`` (the
+    default: conv for ``data_shape = (H, W)``, MLP for ``(D,)``).
+
+    Options (all have small working defaults), by architecture:
+
+    - the flow p(v) (the VAE's prior p(z)): ``flow_steps``; mlp: ``hidden``, ``coupling``
+      (``"affine"`` or ``"mixture"``), ``mixing`` (``"linear"`` or ``"reverse"``); conv:
+      ``growth``, ``depth`` (of the DenseNets);
+    - the variational q(u|x) (the VAE's encoder and decoder nets): ``q_flow_steps``; mlp:
+      ``q_hidden``; conv: ``q_growth``, ``q_depth``;
+    - ``base`` (an integer M >= 2) for ``"argmax-threshold"`` on base-M digits;
+      ``latent_channels`` (latent numbers per variable) for ``"vae"``.
 
     >>> model = build_model("argmax-threshold", (3,), 5)
     >>> x = torch.tensor([[0, 4, 2]])
     >>> model.log_prob(x).shape, model.sample(2).shape
     (torch.Size([1]), torch.Size([2, 3]))
+    >>> maps = build_model("vae", (4, 6), 3, flow_steps=1, growth=8, q_growth=8)
+    >>> maps.sample(2).shape
+    torch.Size([2, 4, 6])
     """
-    if name not in _OPTIONS:
+    if name not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
+    if name == "multinomial-diffusion":
+        return build_diffusion(data_shape, num_classes, **options)
     data_shape = _check_data_shape(data_shape)
     num_classes = check_positive_int("num_classes", num_classes, minimum=2)
-    allowed = {**_COMMON, **_OPTIONS[name]}
+    requested = options.pop("architecture", "auto")
+    image = _image_shape(requested, data_shape)
+    architecture = "mlp" if image is None else "conv"
+    allowed = {**_FLOW_OPTIONS[architecture], **(_Q_OPTIONS[architecture] if name in _USES_Q else {}),
+               **_EXTRA_OPTIONS.get(name, {})}
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise ValueError(f"unknown option(s) {unknown} for {name!r}; expected some of {sorted(allowed)}")
-    opt = {**allowed, **options}
+        raise ValueError(f"unknown option(s) {unknown} for {name!r}; expected some of {sorted(allowed)} "
+                         f"(architecture {architecture!r} for data_shape {data_shape})")
+    opt = {**allowed, **options, "architecture": architecture}
     num_vars = math.prod(data_shape)
-    q_args = (opt["q_flow_steps"], tuple(opt["q_hidden"])) if "q_flow_steps" in opt else ()
+    q_flow = _q_flow(image, opt) if name in _USES_Q else None
 
     encoding = None
     if name == "argmax-binary":
         encoding = CartesianEncoding(num_classes, 2)
-        layer = ArgmaxSurjection(BinaryThresholdInverse(num_vars * encoding.digits, *q_args))
+        layer = ArgmaxSurjection(BinaryThresholdInverse(num_vars * encoding.digits, q_flow=q_flow))
     elif name == "argmax-threshold" and opt["base"] is not None:
         encoding = CartesianEncoding(num_classes, check_positive_int("base", opt["base"], minimum=2))
-        layer = ArgmaxSurjection(ThresholdInverse(num_vars * encoding.digits, encoding.base, *q_args))
+        layer = ArgmaxSurjection(ThresholdInverse(num_vars * encoding.digits, encoding.base, q_flow=q_flow))
     elif name == "argmax-threshold":
-        layer = ArgmaxSurjection(ThresholdInverse(num_vars, num_classes, *q_args))
+        layer = ArgmaxSurjection(ThresholdInverse(num_vars, num_classes, q_flow=q_flow))
     elif name == "argmax-gumbel":
         layer = ArgmaxSurjection(GumbelInverse(num_vars, num_classes))
     elif name == "argmax-gumbel-threshold":
-        layer = ArgmaxSurjection(GumbelThresholdInverse(num_vars, num_classes, *q_args))
+        layer = ArgmaxSurjection(GumbelThresholdInverse(num_vars, num_classes, q_flow=q_flow))
     elif name == "uniform-dequantization":
         layer = UniformDequantization(num_vars, num_classes)
+    elif name == "variational-dequantization":
+        layer = VariationalDequantization(num_vars, num_classes, q_flow=q_flow)
     else:
-        layer = VariationalDequantization(num_vars, num_classes, *q_args)
+        layer = _vae_layer(num_vars, num_classes, image, opt)
 
-    dim = layer.dim
-    flow = Flow(StandardNormal(dim), coupling_stack(dim, opt["flow_steps"], tuple(opt["hidden"]),
-                                                    opt["coupling"], mixing=opt["mixing"]))
-    model = CategoricalFlow(data_shape, num_classes, layer, flow, encoding)
+    model = CategoricalFlow(data_shape, num_classes, layer, _prior_flow(layer.dim, image, opt), encoding)
     model.name = name
     model.options = opt
     return model

@@ -153,3 +153,93 @@ def test_save_load_round_trip(name):
     torch.manual_seed(7)
     b = clone.log_prob(x)
     assert torch.equal(a, b)
+
+
+# ---- image models: data_shape (H, W) picks the convolutional flows ----
+
+FLOW_NAMES = [n for n in NAMES if n != "multinomial-diffusion"]  # the flow-based models and the VAE
+IMAGE_SHAPES = [(4, 6), (3, 5)]  # squeezed once, and odd sizes (no squeeze)
+SMALL_CONV = {"flow_steps": 1, "growth": 8, "depth": 1}
+
+
+def small_image(name, data_shape, num_classes, **extra):
+    opts = dict(SMALL_CONV)
+    if name not in ("uniform-dequantization", "argmax-gumbel"):
+        opts.update(q_flow_steps=1, q_growth=8)
+    opts.update(extra)
+    return catlib.build_model(name, data_shape, num_classes, **opts)
+
+
+@pytest.mark.parametrize("name", FLOW_NAMES)
+@pytest.mark.parametrize("shape", IMAGE_SHAPES)
+def test_image_models_shapes_dtypes_finiteness(name, shape):
+    torch.manual_seed(8)
+    model = catlib.build_model(name, shape, 3) if shape == (4, 6) else small_image(name, shape, 3)
+    assert model.options["architecture"] == "conv"
+    x = torch.randint(0, 3, (3, *shape))
+    for k in (1, 5):
+        lp = model.log_prob(x, k=k)
+        assert lp.shape == (3,) and lp.dtype == torch.get_default_dtype() and torch.isfinite(lp).all()
+    s = model.sample(4)
+    assert s.shape == (4, *shape) and s.dtype == torch.long and s.min() >= 0 and s.max() < 3
+
+
+@pytest.mark.parametrize("name", FLOW_NAMES)
+def test_image_models_gradients_reach_every_parameter(name):
+    torch.manual_seed(9)
+    model = small_image(name, (4, 4), 3)
+    data = torch.randint(0, 3, (64, 4, 4))
+    fit(model, data, steps=3, batch_size=16, progress=False)
+    model.train()
+    model.zero_grad()
+    model.log_prob(data).mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()
+               or p.grad.abs().sum() == 0]
+    assert not missing
+
+
+@pytest.mark.parametrize("name", FLOW_NAMES)
+def test_image_models_save_load_round_trip(name):
+    torch.manual_seed(10)
+    model = small_image(name, (4, 4), 3)
+    fit(model, torch.randint(0, 3, (128, 4, 4)), steps=3, batch_size=16, progress=False)
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    buf.seek(0)
+    clone = small_image(name, (4, 4), 3)
+    clone.load_state_dict(torch.load(buf))
+    model.eval(), clone.eval()
+    x = torch.randint(0, 3, (8, 4, 4))
+    torch.manual_seed(11)
+    a = model.log_prob(x)
+    torch.manual_seed(11)
+    b = clone.log_prob(x)
+    assert torch.equal(a, b)
+
+
+def test_image_variational_dequantization_starts_uniform():
+    torch.manual_seed(12)
+    model = catlib.build_model("variational-dequantization", (4, 6), 3)
+    with torch.no_grad():
+        v, minus_log_q = model.layer(torch.randint(0, 3, (500, 24)))
+    assert torch.allclose(minus_log_q, torch.zeros_like(minus_log_q), atol=1e-4)
+
+
+def test_architecture_choice_and_image_errors():
+    assert catlib.build_model("argmax-threshold", (5,), 3).options["architecture"] == "mlp"
+    assert catlib.build_model("argmax-threshold", (5,), 3, architecture="conv", **SMALL_CONV).options["architecture"] == "conv"
+    mlp = catlib.build_model("argmax-threshold", (2, 3), 3, architecture="mlp", hidden=(16,))
+    assert mlp.options["architecture"] == "mlp" and mlp.log_prob(torch.zeros(2, 2, 3, dtype=torch.long)).shape == (2,)
+    assert catlib.build_model("argmax-threshold", (2, 2, 2), 3, architecture="mlp").sample(1).shape == (1, 2, 2, 2)
+    digits = small_image("argmax-threshold", (4, 4), 10, base=3)  # 3 digits x 3 classes = 9 channels per pixel
+    assert digits.layer.dim == 4 * 4 * 9 and torch.isfinite(digits.log_prob(torch.full((2, 4, 4), 9), k=2)).all()
+    with pytest.raises(ValueError, match=r"data_shape must be \(D,\) or \(H, W\) for architecture 'auto', got \(2, 2, 2\)"):
+        catlib.build_model("argmax-threshold", (2, 2, 2), 3)
+    with pytest.raises(ValueError, match="architecture must be one of 'auto', 'mlp', 'conv', got 'cnn'"):
+        catlib.build_model("argmax-threshold", (4, 4), 3, architecture="cnn")
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['hidden'\] for 'argmax-gumbel'.*architecture 'conv'"):
+        catlib.build_model("argmax-gumbel", (4, 4), 3, hidden=(8,))
+    with pytest.raises(ValueError, match="1 channel at 3x5 cannot be squeezed"):
+        catlib.build_model("argmax-binary", (3, 5), 2)  # one bit per pixel, odd sizes
+    with pytest.raises(ValueError, match=r"shape \[batch, 4, 6\], got \[2, 6, 4\]"):
+        catlib.build_model("argmax-gumbel", (4, 6), 3).log_prob(torch.zeros(2, 6, 4, dtype=torch.long))

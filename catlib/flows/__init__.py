@@ -1,13 +1,18 @@
-"""Normalizing flows on vectors: the interface, couplings, linear layers and a standard stack."""
+"""Normalizing flows on vectors and images: the interface, couplings, linear layers and standard stacks."""
 from __future__ import annotations
 
 from catlib.flows.base import ConditionalFlow, Flow, Transform
 from catlib.flows.coupling import AffineCoupling, MixtureLogisticCoupling, checkerboard_mask
+from catlib.flows.image import (ActNorm2d, AffineCoupling2d, Conv1x1, FlatImageNet, ImageFlowTransform, Squeeze,
+                               conditional_image_flow, conditional_image_flow_factory, image_flow, to_flat,
+                               to_image)
 from catlib.flows.linear import ActNorm, LinearLU, Permutation
 
 __all__ = [
     "Transform", "Flow", "ConditionalFlow", "AffineCoupling", "MixtureLogisticCoupling",
     "checkerboard_mask", "ActNorm", "Permutation", "LinearLU", "coupling_stack",
+    "Squeeze", "ActNorm2d", "Conv1x1", "AffineCoupling2d", "ImageFlowTransform", "FlatImageNet", "image_flow",
+    "conditional_image_flow", "conditional_image_flow_factory", "to_image", "to_flat",
 ]
 
 COUPLINGS = {"affine": AffineCoupling, "mixture": MixtureLogisticCoupling}
