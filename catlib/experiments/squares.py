@@ -1,0 +1,220 @@
+"""The workshop paper's Table 3 on our squares data set, plus multinomial diffusion.
+
+``run_squares(profile)`` trains (or reloads from checkpoints) every model of the table, and
+evaluates on the test maps: the ELBO, the IWBO and samples, each sample checked against the
+exact squares distribution (is it a map the data can produce? how likely is it?). A finished
+run's metrics live in its checkpoint, so a second call only reads them. From the shell:
+``python -m catlib.experiments.squares --profile full``.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+import catlib
+from catlib.data import Squares
+from catlib.metrics import bits_per_dim, evaluate_bound
+from catlib.train import fit, load_checkpoint, save_metrics, select_device
+
+__all__ = ["PROFILES", "TABLE3", "SquaresConfig", "run_squares", "run_one", "load_model", "sample_quality"]
+
+#: (model name, row label, paper ELBO bpd, paper IWBO bpd), the rows of the workshop paper's
+#: Table 3 ("Rectangles"); multinomial diffusion is our extra row (the paper ran it on
+#: cityscapes only).
+TABLE3 = [
+    ("argmax-gumbel", "Argmax / Gumbel", 0.105, 0.089),
+    ("argmax-threshold", "Argmax / threshold", 0.098, 0.088),
+    ("uniform-dequantization", "Hypercube / uniform", 0.303, 0.220),
+    ("variational-dequantization", "Hypercube / variational", 0.102, 0.088),
+    ("vae", "VAE (flow prior, flow posterior)", 0.101, 0.089),
+    ("multinomial-diffusion", "Multinomial diffusion (ours)", None, None),
+]
+NAMES = [row[0] for row in TABLE3]
+
+
+@dataclass
+class SquaresConfig:
+    """Sizes of one profile.
+
+    ``test_size`` maps get the ELBO, the first ``iwbo_size`` of them the IWBO with ``iwbo_k``
+    samples. Diffusion's bounds cost ``T`` network calls per map and sample, so its ELBO (all
+    ``T`` terms) uses the first ``diffusion_test_size`` maps and its IWBO ``diffusion_iwbo_k``
+    whole trajectories on the first ``diffusion_iwbo_size``. ``model`` holds options for every
+    model, ``models`` per-name overrides.
+    """
+
+    steps: int
+    squares: dict = field(default_factory=dict)
+    batch_size: int = 32
+    lr: float = 1e-3
+    train_size: int = 20_000
+    test_size: int = 1000
+    iwbo_size: int = 200
+    iwbo_k: int = 1000
+    diffusion_test_size: int = 200
+    diffusion_iwbo_size: int = 40
+    diffusion_iwbo_k: int = 5
+    num_samples: int = 64
+    model: dict = field(default_factory=dict)
+    models: dict = field(default_factory=dict)
+
+    def options(self, name: str) -> dict:
+        return {**(self.model if name != "multinomial-diffusion" else {}), **self.models.get(name, {})}
+
+
+PROFILES = {
+    "smoke": SquaresConfig(
+        steps=20, squares={"height": 8, "width": 8, "cell": 4, "sizes": (2, 3)}, batch_size=16,
+        train_size=500, test_size=32, iwbo_size=8, iwbo_k=10, diffusion_test_size=8, diffusion_iwbo_size=4,
+        diffusion_iwbo_k=2, num_samples=16,
+        model={"flow_steps": 1, "growth": 8},
+        models={**{name: {"q_flow_steps": 1, "q_growth": 8} for name in
+                   ("argmax-threshold", "variational-dequantization", "vae")},
+                "multinomial-diffusion": {"timesteps": 20, "channels": 8}}),
+    "full": SquaresConfig(
+        steps=2500, batch_size=32, lr=1e-3, train_size=20_000, test_size=1000, iwbo_size=200, iwbo_k=1000,
+        model={}, models={"multinomial-diffusion": {"timesteps": 500}}),
+}
+
+
+def _check_profile(profile: str) -> SquaresConfig:
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+    return PROFILES[profile]
+
+
+def build(name: str, config: SquaresConfig) -> torch.nn.Module:
+    """The untrained model ``name`` at the sizes of ``config``."""
+    squares = Squares(**config.squares)
+    return catlib.build_model(name, squares.data_shape, squares.num_classes, **config.options(name))
+
+
+@torch.no_grad()
+def sample_quality(squares: Squares, x: torch.Tensor) -> dict:
+    """How data-like are maps ``x [n, H, W]``: the fraction the data can produce (``valid``) and
+    their mean exact negative log-likelihood in bits per pixel under the squares distribution
+    (``nll_bpd``, over the valid ones; ``None`` if none is valid)."""
+    valid = squares.is_valid(x)
+    lp = squares.log_prob(x[valid]) if bool(valid.any()) else None
+    pixels = squares.height * squares.width
+    return {"valid": float(valid.double().mean()),
+            "nll_bpd": None if lp is None else float(-lp.mean() / (math.log(2) * pixels))}
+
+
+def _bound_bpd(model: torch.nn.Module, x: torch.Tensor, k: int, batch_size: int, progress: bool,
+               exact: bool = False) -> float:
+    if exact:
+        model.eval()
+        lp = torch.cat([model.log_prob(xb, exact=True).cpu() for xb in x.split(batch_size)])
+    else:
+        lp = evaluate_bound(model, x, k=k, batch_size=batch_size, progress=progress)
+    return float(bits_per_dim(lp.double(), x[0].numel()).mean())
+
+
+def run_one(name: str, config: SquaresConfig, checkpoint: Path | None, seed: int = 0,
+            device: torch.device | None = None, progress: bool = True) -> dict:
+    """Train one model of the table (or reload it) and evaluate it; returns the stored metrics."""
+    device = select_device(device)
+    squares = Squares(**config.squares)
+    torch.manual_seed(seed)
+    model = build(name, config)
+    wanted = {"config": asdict(config), "seed": seed}
+    if checkpoint is not None and checkpoint.exists():
+        state = load_checkpoint(checkpoint)
+        if state.get("metrics") and state["metrics"].get("run") == wanted:
+            return state["metrics"]
+        if state.get("steps_total") != config.steps:
+            checkpoint.unlink()  # a different configuration: start again
+    data = squares.splits(train=config.train_size, val=1, test=config.test_size, seed=seed)
+    result = fit(model, data["train"], steps=config.steps, batch_size=config.batch_size, lr=config.lr,
+                 seed=seed, device=device, checkpoint=checkpoint, progress=progress, desc=name)
+    start = time.perf_counter()
+    test = data["test"].to(device)
+    torch.manual_seed(seed)
+    if name == "multinomial-diffusion":
+        elbo_maps, k, iwbo_maps = config.diffusion_test_size, config.diffusion_iwbo_k, config.diffusion_iwbo_size
+        elbo = _bound_bpd(model, test[:elbo_maps], 1, 50, progress, exact=True)
+        iwbo = _bound_bpd(model, test[:iwbo_maps], k, 10, progress)
+    else:
+        elbo_maps, k, iwbo_maps = config.test_size, config.iwbo_k, config.iwbo_size
+        elbo = _bound_bpd(model, test[:elbo_maps], 1, 256, progress)
+        iwbo = _bound_bpd(model, test[:iwbo_maps], k, 16, progress)
+    torch.manual_seed(seed)
+    samples = model.sample(config.num_samples).cpu()
+
+    def nll_bpd(maps: torch.Tensor) -> float:  # the best any bound can do on these maps
+        return float(-squares.log_prob(maps).mean() / (math.log(2) * squares.height * squares.width))
+
+    metrics = {"elbo_bpd": elbo, "iwbo_bpd": iwbo, "iwbo_k": k, "elbo_maps": elbo_maps, "iwbo_maps": iwbo_maps,
+               "elbo_maps_nll_bpd": nll_bpd(data["test"][:elbo_maps]),
+               "iwbo_maps_nll_bpd": nll_bpd(data["test"][:iwbo_maps]), "steps": result.steps,
+               "train_seconds": result.seconds, "eval_seconds": time.perf_counter() - start,
+               "device": str(device), "parameters": sum(p.numel() for p in model.parameters()),
+               "losses": result.losses, "samples": samples.tolist(), **sample_quality(squares, samples),
+               "run": wanted}
+    if checkpoint is not None:
+        save_metrics(checkpoint, metrics)
+    return metrics
+
+
+def load_model(name: str, profile: str, checkpoint_dir: str | Path = "checkpoints/squares",
+               device: str | torch.device | None = None) -> torch.nn.Module:
+    """The trained model ``name`` of a finished :func:`run_squares` run, in eval mode."""
+    model = build(name, _check_profile(profile))
+    model.load_state_dict(load_checkpoint(Path(checkpoint_dir) / profile / f"{name}.pt")["model"])
+    return model.to(select_device(device)).eval()
+
+
+def run_squares(profile: str = "full", checkpoint_dir: str | Path | None = "checkpoints/squares", seed: int = 0,
+                device: str | torch.device | None = None, names: list[str] | None = None,
+                progress: bool = True) -> list[dict]:
+    """Every row of Table 3 for ``profile`` (``"smoke"`` or ``"full"``).
+
+    Returns one dict per model: ``name``, ``label``, ``elbo_bpd``, ``iwbo_bpd``, ``iwbo_k``,
+    the paper's ``paper_elbo`` / ``paper_iwbo``, ``steps``, ``seconds`` (training +
+    evaluation), ``device``, ``parameters``, the loss history ``losses``, ``samples`` (a list
+    of maps), their ``valid`` fraction and ``nll_bpd``, and ``elbo_maps_nll_bpd`` /
+    ``iwbo_maps_nll_bpd``: the exact negative log-likelihood of the test maps each bound was
+    computed on (the best any bound can reach on them; ``elbo_maps`` and ``iwbo_maps`` count them).
+    """
+    config = _check_profile(profile)
+    unknown = sorted(set(names or []) - set(NAMES))
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; expected some of {NAMES}")
+    rows = []
+    for name, label, paper_elbo, paper_iwbo in TABLE3:
+        if names is not None and name not in names:
+            continue
+        ckpt = Path(checkpoint_dir) / profile / f"{name}.pt" if checkpoint_dir is not None else None
+        m = run_one(name, config, ckpt, seed, select_device(device), progress)
+        rows.append({"name": name, "label": label, "paper_elbo": paper_elbo, "paper_iwbo": paper_iwbo,
+                     "seconds": m["train_seconds"] + m["eval_seconds"],
+                     **{k: m[k] for k in ("elbo_bpd", "iwbo_bpd", "iwbo_k", "elbo_maps", "iwbo_maps",
+                                          "elbo_maps_nll_bpd", "iwbo_maps_nll_bpd", "steps", "device",
+                                          "parameters", "losses", "samples", "valid", "nll_bpd")}})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--profile", default="full", choices=sorted(PROFILES))
+    parser.add_argument("--checkpoint-dir", default="checkpoints/squares")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--only", nargs="*", default=None, help="model names to run")
+    args = parser.parse_args(argv)
+    squares = Squares(**PROFILES[args.profile].squares)
+    print(f"squares {squares.height}x{squares.width}, entropy {squares.entropy_bpd:.4f} bits per pixel")
+    for r in run_squares(args.profile, args.checkpoint_dir, args.seed, args.device, args.only):
+        print(f"{r['label']:34s} ELBO {r['elbo_bpd']:.4f} IWBO({r['iwbo_k']}) {r['iwbo_bpd']:.4f} "
+              f"(paper {r['paper_elbo']} / {r['paper_iwbo']})  samples valid {r['valid']:.0%}  "
+              f"{r['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
