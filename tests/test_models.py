@@ -13,6 +13,8 @@ SMALL = {"flow_steps": 2, "hidden": (32,)}
 
 
 def small(name, data_shape, num_classes, **extra):
+    if name == "multinomial-diffusion":  # a network, not a flow: its own options
+        return catlib.build_model(name, data_shape, num_classes, **{"timesteps": 10, "hidden": (32,), **extra})
     opts = dict(SMALL)
     if name not in ("uniform-dequantization", "argmax-gumbel"):
         opts.update(q_flow_steps=1, q_hidden=(16,))
