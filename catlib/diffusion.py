@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from catlib.nets import TimeMLP, UNet
-from catlib.validation import check_classes, check_positive_int
+from catlib.validation import check_classes, check_data_shape, check_positive_int
 
 __all__ = ["cosine_schedule", "linear_schedule", "log_add_exp", "log1mexp", "index_to_log_onehot",
            "categorical_kl", "log_categorical", "MultinomialDiffusion", "build_diffusion", "LOG_ZERO"]
@@ -158,16 +158,6 @@ def _sample_categorical(log_probs: Tensor) -> Tensor:
     return (log_probs - torch.log(-torch.log(u))).argmax(-1)
 
 
-def _check_data_shape(data_shape) -> tuple[int, ...]:
-    try:
-        shape = tuple(data_shape)
-    except TypeError:
-        raise ValueError(f"data_shape must be a tuple of positive integers, got {data_shape!r}") from None
-    if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
-        raise ValueError(f"data_shape must be a tuple of positive integers, got {data_shape!r}")
-    return shape
-
-
 def _make_schedule(schedule: str | Tensor, timesteps: int) -> Tensor:
     if torch.is_tensor(schedule):
         alphas = schedule.detach().to(torch.float64).cpu()
@@ -231,7 +221,7 @@ class MultinomialDiffusion(nn.Module):
     def __init__(self, data_shape: Sequence[int], num_classes: int, denoise_fn: Callable[[Tensor, Tensor], Tensor],
                  timesteps: int = 1000, schedule: str | Tensor = "cosine", timestep_sampling: str = "importance"):
         super().__init__()
-        self.data_shape = _check_data_shape(data_shape)
+        self.data_shape = check_data_shape(data_shape)
         self.num_classes = check_positive_int("num_classes", num_classes, minimum=2)
         self.num_timesteps = check_positive_int("timesteps", timesteps)
         if timestep_sampling not in ("uniform", "importance"):
@@ -730,7 +720,7 @@ def build_diffusion(data_shape: Sequence[int], num_classes: int, timesteps: int 
     >>> model.name, model.options["network"], model.sample(2).shape
     ('multinomial-diffusion', 'mlp', torch.Size([2, 4]))
     """
-    shape = _check_data_shape(data_shape)
+    shape = check_data_shape(data_shape)
     num_classes = check_positive_int("num_classes", num_classes, minimum=2)
     network = network or ("unet" if len(shape) == 2 else "mlp")
     if network not in _NETWORK_OPTIONS:

@@ -23,7 +23,7 @@ from catlib.distributions import StandardNormal
 from catlib.flows import FlatImageNet, Flow, conditional_image_flow_factory, coupling_stack, image_flow
 from catlib.nets import MLP, DenseNet
 from catlib.vae import CategoricalDecoder, VAELayer
-from catlib.validation import check_classes, check_positive_int
+from catlib.validation import check_classes, check_data_shape, check_positive_int
 
 __all__ = ["CategoricalFlow", "build_model", "MODEL_NAMES", "ARCHITECTURES", "importance_weighted"]
 
@@ -162,16 +162,6 @@ _USES_Q = ("variational-dequantization", "argmax-threshold", "argmax-gumbel-thre
 _EXTRA_OPTIONS = {"argmax-threshold": {"base": None}, "vae": {"latent_channels": 2}}
 
 
-def _check_data_shape(data_shape) -> tuple[int, ...]:
-    try:
-        shape = tuple(data_shape)
-    except TypeError:
-        raise ValueError(f"data_shape must be a tuple of positive integers, got {data_shape!r}") from None
-    if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
-        raise ValueError(f"data_shape must be a tuple of positive integers, got {data_shape!r}")
-    return shape
-
-
 def _image_shape(architecture: str, data_shape: tuple[int, ...]) -> tuple[int, int] | None:
     """``(H, W)`` the conv flows see (``(1, D)`` for sequences), or ``None`` for the MLP flows."""
     if architecture not in ARCHITECTURES:
@@ -254,7 +244,7 @@ def build_model(name: str, data_shape: Sequence[int], num_classes: int, **option
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
     if name == "multinomial-diffusion":
         return build_diffusion(data_shape, num_classes, **options)
-    data_shape = _check_data_shape(data_shape)
+    data_shape = check_data_shape(data_shape)
     num_classes = check_positive_int("num_classes", num_classes, minimum=2)
     requested = options.pop("architecture", "auto")
     image = _image_shape(requested, data_shape)

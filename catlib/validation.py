@@ -6,7 +6,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["check_classes", "check_positive_int"]
+__all__ = ["check_classes", "check_data_shape", "check_positive_int"]
 
 
 def check_positive_int(name: str, value, minimum: int = 1) -> int:
@@ -14,6 +14,21 @@ def check_positive_int(name: str, value, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value
+
+
+def check_data_shape(data_shape) -> tuple[int, ...]:
+    """Return ``data_shape`` as a non-empty tuple of positive ints, else raise ``ValueError``.
+
+    >>> check_data_shape([16, 16])
+    (16, 16)
+    """
+    try:
+        shape = tuple(data_shape)
+    except TypeError:
+        raise ValueError(f"data_shape must be a tuple of positive integers, got {data_shape!r}") from None
+    if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
+        raise ValueError(f"data_shape must be a tuple of positive integers, got {data_shape!r}")
+    return shape
 
 
 def check_classes(x, data_shape: Sequence[int], num_classes: int, name: str = "x") -> Tensor:
