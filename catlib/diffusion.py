@@ -473,16 +473,22 @@ class MultinomialDiffusion(nn.Module):
         (only for ``K ** num_vars <= 4096``): the exact terms, for tests and toys.
         The ELBO is ``-(elbo_terms(x).sum(1) + prior_kl(x))``. Runs without gradients.
         """
+        jumps = [(t, t - 1) for t in range(1, self.num_timesteps + 1)]
+        return self._bound_terms(x, jumps, progress, enumerate_xt)
+
+    def _bound_terms(self, x: Tensor, jumps: list[tuple[int, int]], progress: bool, enumerate_xt: bool) -> Tensor:
+        """One column per jump ``(t, s)`` of the chain: the term of the step ``t -> s``, ``[b, len(jumps)]``."""
         x = check_classes(x, self.data_shape, self.num_classes).to(self.device)
         log_x_start = index_to_log_onehot(x, self.num_classes)
         columns = []
-        for step in tqdm(range(1, self.num_timesteps + 1), disable=not progress, desc="ELBO terms", leave=False):
-            t = torch.full((x.shape[0],), step, dtype=torch.long, device=self.device)
+        for t_now, s_next in tqdm(jumps, disable=not progress, desc="ELBO terms", leave=False):
+            t = torch.full((x.shape[0],), t_now, dtype=torch.long, device=self.device)
+            s = torch.full_like(t, s_next)
             if enumerate_xt:
-                columns.append(self._expected_loss(log_x_start, t))
+                columns.append(self._expected_loss(log_x_start, t, s))
             else:
                 x_t = _sample_categorical(self.q_log_marginal(log_x_start, t))
-                columns.append(self._loss_given_xt(log_x_start, x_t, t))
+                columns.append(self._loss_given_xt(log_x_start, x_t, t, s))
         return torch.stack(columns, 1)
 
     @torch.no_grad()
@@ -502,20 +508,8 @@ class MultinomialDiffusion(nn.Module):
         of each :math:`x_{t_i} \sim q(x_{t_i} \mid x_0)`, ``steps`` network calls; with
         ``enumerate_xt=True`` the exact expectations, as in :meth:`elbo_terms`.
         """
-        x = check_classes(x, self.data_shape, self.num_classes).to(self.device)
-        log_x_start = index_to_log_onehot(x, self.num_classes)
         times = self.sampling_times(steps) + [0]
-        columns = []
-        for t_now, s_next in tqdm(list(zip(times[:-1], times[1:])), disable=not progress, desc="ELBO terms",
-                                  leave=False):
-            t = torch.full((x.shape[0],), t_now, dtype=torch.long, device=self.device)
-            s = torch.full_like(t, s_next)
-            if enumerate_xt:
-                columns.append(self._expected_loss(log_x_start, t, s))
-            else:
-                x_t = _sample_categorical(self.q_log_marginal(log_x_start, t))
-                columns.append(self._loss_given_xt(log_x_start, x_t, t, s))
-        return torch.stack(columns, 1)
+        return self._bound_terms(x, list(zip(times[:-1], times[1:])), progress, enumerate_xt)
 
     def log_weight(self, x: Tensor, progress: bool = False) -> Tensor:
         r"""One trajectory's :math:`\log p(x_{0:T}) - \log q(x_{1:T} \mid x_0)` per row, ``[b]``.

@@ -37,12 +37,13 @@ def entropy_bits(probs: Tensor) -> float:
 
 @torch.no_grad()
 def evaluate_bound(model: nn.Module, x: Tensor, k: int = 1, batch_size: int = 256,
-                   progress: bool = True) -> Tensor:
-    """``model.log_prob(x, k)`` for a whole data set in batches, in eval mode: ``[N]`` nats."""
+                   progress: bool = True, **log_prob_options) -> Tensor:
+    """``model.log_prob(x, k, **log_prob_options)`` for a whole data set in batches, in eval mode:
+    ``[N]`` nats (e.g. ``exact=True`` for multinomial diffusion's all-terms ELBO)."""
     was_training = model.training
     model.eval()
     try:
-        out = [model.log_prob(xb, k=k).cpu()
+        out = [model.log_prob(xb, k=k, **log_prob_options).cpu()
                for xb in tqdm(x.split(batch_size), desc=f"bound k={k}", disable=not progress, leave=False)]
     finally:
         model.train(was_training)

@@ -74,6 +74,23 @@ def _save(path: Path, state: dict) -> None:
     os.replace(tmp, path)  # atomic: a session lost mid-write leaves the previous checkpoint
 
 
+def finished_run_metrics(path: str | os.PathLike | None, run: dict, steps: int) -> dict | None:
+    """The metrics stored in the checkpoint at ``path`` if they belong to ``run``, else ``None``.
+
+    ``run`` describes a run's settings (stored as ``metrics["run"]`` by the experiment). A
+    checkpoint of the same length but other settings is kept, so :func:`fit` resumes it; one of
+    another length (``steps``) belongs to a different configuration and is deleted.
+    """
+    if path is None or not Path(path).exists():
+        return None
+    state = load_checkpoint(path)
+    if state.get("metrics") and state["metrics"].get("run") == run:
+        return state["metrics"]
+    if state.get("steps_total") != steps:
+        Path(path).unlink()  # a different configuration: start again
+    return None
+
+
 def save_metrics(path: str | os.PathLike, metrics: dict) -> None:
     """Store ``metrics`` in a finished run's checkpoint."""
     state = load_checkpoint(path)

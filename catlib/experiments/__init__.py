@@ -1,1 +1,17 @@
 """Experiments runnable from the shell: ``python -m catlib.experiments.<name> --profile full``."""
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["experiment_parser"]
+
+
+def experiment_parser(description: str, profiles, checkpoint_dir: str) -> argparse.ArgumentParser:
+    """The command line every experiment takes: profile, checkpoint folder, seed, device, models."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--profile", default="full", choices=sorted(profiles))
+    parser.add_argument("--checkpoint-dir", default=checkpoint_dir)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--only", nargs="*", default=None, help="model names to run")
+    return parser

@@ -8,8 +8,6 @@ run's metrics live in its checkpoint, so a second call only reads them. From the
 """
 from __future__ import annotations
 
-import argparse
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +17,8 @@ import torch
 import catlib
 from catlib.data import Squares
 from catlib.metrics import bits_per_dim, evaluate_bound
-from catlib.train import fit, load_checkpoint, save_metrics, select_device
+from catlib.experiments import experiment_parser
+from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
 
 __all__ = ["PROFILES", "TABLE3", "SquaresConfig", "run_squares", "run_one", "load_model", "sample_quality"]
 
@@ -100,19 +99,18 @@ def sample_quality(squares: Squares, x: torch.Tensor) -> dict:
     their mean exact negative log-likelihood in bits per pixel under the squares distribution
     (``nll_bpd``, over the valid ones; ``None`` if none is valid)."""
     valid = squares.is_valid(x)
-    lp = squares.log_prob(x[valid]) if bool(valid.any()) else None
-    pixels = squares.height * squares.width
     return {"valid": float(valid.double().mean()),
-            "nll_bpd": None if lp is None else float(-lp.mean() / (math.log(2) * pixels))}
+            "nll_bpd": _exact_nll_bpd(squares, x[valid]) if bool(valid.any()) else None}
+
+
+def _exact_nll_bpd(squares: Squares, x: torch.Tensor) -> float:
+    """Mean exact negative log-likelihood of maps ``x`` in bits per pixel: the best any bound can do."""
+    return float(bits_per_dim(squares.log_prob(x), x[0].numel()).mean())
 
 
 def _bound_bpd(model: torch.nn.Module, x: torch.Tensor, k: int, batch_size: int, progress: bool,
-               exact: bool = False) -> float:
-    if exact:
-        model.eval()
-        lp = torch.cat([model.log_prob(xb, exact=True).cpu() for xb in x.split(batch_size)])
-    else:
-        lp = evaluate_bound(model, x, k=k, batch_size=batch_size, progress=progress)
+               **log_prob_options) -> float:
+    lp = evaluate_bound(model, x, k=k, batch_size=batch_size, progress=progress, **log_prob_options)
     return float(bits_per_dim(lp.double(), x[0].numel()).mean())
 
 
@@ -124,12 +122,9 @@ def run_one(name: str, config: SquaresConfig, checkpoint: Path | None, seed: int
     torch.manual_seed(seed)
     model = build(name, config)
     wanted = {"config": asdict(config), "seed": seed}
-    if checkpoint is not None and checkpoint.exists():
-        state = load_checkpoint(checkpoint)
-        if state.get("metrics") and state["metrics"].get("run") == wanted:
-            return state["metrics"]
-        if state.get("steps_total") != config.steps:
-            checkpoint.unlink()  # a different configuration: start again
+    finished = finished_run_metrics(checkpoint, wanted, config.steps)
+    if finished is not None:
+        return finished
     data = squares.splits(train=config.train_size, val=1, test=config.test_size, seed=seed)
     result = fit(model, data["train"], steps=config.steps, batch_size=config.batch_size, lr=config.lr,
                  seed=seed, device=device, checkpoint=checkpoint, progress=progress, desc=name)
@@ -146,13 +141,9 @@ def run_one(name: str, config: SquaresConfig, checkpoint: Path | None, seed: int
         iwbo = _bound_bpd(model, test[:iwbo_maps], k, 16, progress)
     torch.manual_seed(seed)
     samples = model.sample(config.num_samples).cpu()
-
-    def nll_bpd(maps: torch.Tensor) -> float:  # the best any bound can do on these maps
-        return float(-squares.log_prob(maps).mean() / (math.log(2) * squares.height * squares.width))
-
     metrics = {"elbo_bpd": elbo, "iwbo_bpd": iwbo, "iwbo_k": k, "elbo_maps": elbo_maps, "iwbo_maps": iwbo_maps,
-               "elbo_maps_nll_bpd": nll_bpd(data["test"][:elbo_maps]),
-               "iwbo_maps_nll_bpd": nll_bpd(data["test"][:iwbo_maps]), "steps": result.steps,
+               "elbo_maps_nll_bpd": _exact_nll_bpd(squares, data["test"][:elbo_maps]),
+               "iwbo_maps_nll_bpd": _exact_nll_bpd(squares, data["test"][:iwbo_maps]), "steps": result.steps,
                "train_seconds": result.seconds, "eval_seconds": time.perf_counter() - start,
                "device": str(device), "parameters": sum(p.numel() for p in model.parameters()),
                "losses": result.losses, "samples": samples.tolist(), **sample_quality(squares, samples),
@@ -201,13 +192,7 @@ def run_squares(profile: str = "full", checkpoint_dir: str | Path | None = "chec
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--profile", default="full", choices=sorted(PROFILES))
-    parser.add_argument("--checkpoint-dir", default="checkpoints/squares")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--only", nargs="*", default=None, help="model names to run")
-    args = parser.parse_args(argv)
+    args = experiment_parser(__doc__, PROFILES, "checkpoints/squares").parse_args(argv)
     squares = Squares(**PROFILES[args.profile].squares)
     print(f"squares {squares.height}x{squares.width}, entropy {squares.entropy_bpd:.4f} bits per pixel")
     for r in run_squares(args.profile, args.checkpoint_dir, args.seed, args.device, args.only):

@@ -6,7 +6,6 @@ only reads them. Run it from the shell with ``python -m catlib.experiments.toy50
 """
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,7 +15,8 @@ import torch
 import catlib
 from catlib.data import Toy50
 from catlib.metrics import expected_bound_bits
-from catlib.train import fit, load_checkpoint, save_metrics, select_device
+from catlib.experiments import experiment_parser
+from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
 
 __all__ = ["PROFILES", "TABLE2", "Toy50Config", "run_toy50", "run_one", "load_model"]
 
@@ -61,12 +61,9 @@ def run_one(name: str, config: Toy50Config, toy: Toy50, checkpoint: Path | None,
     torch.manual_seed(seed)
     model = catlib.build_model(name, toy.data_shape, toy.num_classes, **config.model)
     wanted = {"config": asdict(config), "seed": seed}
-    if checkpoint is not None and checkpoint.exists():
-        state = load_checkpoint(checkpoint)
-        if state.get("metrics") and state["metrics"].get("run") == wanted:
-            return state["metrics"]
-        if state.get("steps_total") != config.steps:
-            checkpoint.unlink()  # a different configuration: start again
+    finished = finished_run_metrics(checkpoint, wanted, config.steps)
+    if finished is not None:
+        return finished
     train = toy.sample(config.train_size, seed=seed + 1)
     result = fit(model, train, steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=seed,
                  device=device, checkpoint=checkpoint, progress=progress, desc=name)
@@ -122,13 +119,7 @@ def run_toy50(profile: str = "full", checkpoint_dir: str | Path | None = "checkp
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--profile", default="full", choices=sorted(PROFILES))
-    parser.add_argument("--checkpoint-dir", default="checkpoints/toy50")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--only", nargs="*", default=None, help="model names to run")
-    args = parser.parse_args(argv)
+    args = experiment_parser(__doc__, PROFILES, "checkpoints/toy50").parse_args(argv)
     toy = Toy50()
     print(f"data entropy {toy.entropy_bits:.3f} bits")
     for r in run_toy50(args.profile, args.checkpoint_dir, args.seed, args.device, args.only):
