@@ -23,6 +23,7 @@ __all__ = [
     "Gumbel",
     "TruncatedGumbel",
     "Logistic",
+    "TruncatedLogistic",
     "StandardNormal",
     "ConditionalNormal",
     "ConditionalLogistic",
@@ -210,6 +211,77 @@ class Logistic:
         shape = _shape(sample_shape) + self.loc.shape
         u = uniform_open(shape, device=self.loc.device)
         return (self.loc + self.scale * (torch.log(u) - torch.log1p(-u)).to(self.loc.dtype))
+
+    def sample(self, sample_shape: Sequence[int] = ()) -> Tensor:
+        with torch.no_grad():
+            return self.rsample(sample_shape)
+
+
+class TruncatedLogistic:
+    r"""Standard logistic truncated to the interval whose CDF values are :math:`m \pm s/2` (TRUFL eq. 4-7).
+
+    .. math::
+        f(z; m, s) = \frac{\sigma(z)\,\sigma(-z)}{s}\quad\text{if}\quad
+        \Big|\sigma(z) - m\Big| \le \frac{s}{2},\qquad 0\ \text{otherwise},
+
+    sampled by the inverse CDF of a uniform on :math:`(m - s/2, m + s/2)`:
+    :math:`z = \operatorname{logit}(m + (u_0 - \tfrac12)\,s)` with :math:`u_0 \sim U(0, 1)`, which
+    is differentiable in ``m`` and ``s`` (Tan et al., 2022, appendix A.1). ``m = 1/2, s = 1`` is
+    the untruncated logistic; ``m = 1/4, s = 1/2`` is the half-logistic on :math:`z < 0`.
+
+    The support is :math:`[\operatorname{logit}(m - s/2), \operatorname{logit}(m + s/2)]`, computed
+    with the same ``logit`` as the samples, so a sample always lies inside it.
+
+    Args:
+        m: centre of the CDF interval, in (0, 1).
+        s: its width, in (0, 1], with ``m - s/2 >= 0`` and ``m + s/2 <= 1`` (broadcast with ``m``).
+
+    >>> d = TruncatedLogistic(torch.tensor(0.25), torch.tensor(0.5))
+    >>> bool((d.rsample((100,)) <= 0).all()), float(d.log_prob(torch.tensor(1.0)))
+    (True, -inf)
+    """
+
+    def __init__(self, m: Tensor, s: Tensor):
+        self.m, self.s = torch.broadcast_tensors(torch.as_tensor(m), torch.as_tensor(s))
+        if not ((self.s > 0) & (self.m - self.s / 2 >= 0) & (self.m + self.s / 2 <= 1)).all():
+            raise ValueError("TruncatedLogistic needs 0 < s and 0 <= m - s/2 < m + s/2 <= 1, "
+                             f"got m in [{float(self.m.min()):.4g}, {float(self.m.max()):.4g}], "
+                             f"s in [{float(self.s.min()):.4g}, {float(self.s.max()):.4g}]")
+
+    @staticmethod
+    def logit(u: Tensor) -> Tensor:
+        """``log u - log(1 - u)``: the standard logistic's inverse CDF (``+-inf`` at 1 and 0)."""
+        return torch.log(u) - torch.log1p(-u)
+
+    @property
+    def low(self) -> Tensor:
+        """Lower end of the support (``-inf`` when ``m - s/2 = 0``)."""
+        return self.logit(self.m - self.s / 2)
+
+    @property
+    def high(self) -> Tensor:
+        """Upper end of the support (``+inf`` when ``m + s/2 = 1``)."""
+        return self.logit(self.m + self.s / 2)
+
+    def contains(self, z: Tensor) -> Tensor:
+        """Boolean tensor: ``z`` inside the (closed) support."""
+        return (z >= self.low) & (z <= self.high)
+
+    def untruncated_log_prob(self, z: Tensor) -> Tensor:
+        r""":math:`\log \sigma(z) + \log \sigma(-z) - \log s` everywhere, ignoring the support."""
+        return -F.softplus(-z) - F.softplus(z) - torch.log(self.s)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        """Log density, ``-inf`` outside the support."""
+        return torch.where(self.contains(z), self.untruncated_log_prob(z), -math.inf)
+
+    def icdf(self, u0: Tensor) -> Tensor:
+        """Map uniforms ``u0`` in (0, 1) to samples (reparametrised in ``m`` and ``s``)."""
+        return self.logit(self.m + (u0 - 0.5) * self.s)
+
+    def rsample(self, sample_shape: Sequence[int] = ()) -> Tensor:
+        shape = _shape(sample_shape) + self.m.shape
+        return self.icdf(uniform_open(shape, device=self.m.device).to(self.m.dtype))
 
     def sample(self, sample_shape: Sequence[int] = ()) -> Tensor:
         with torch.no_grad():

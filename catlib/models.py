@@ -20,6 +20,7 @@ from catlib.argmax import (ArgmaxSurjection, BinaryThresholdInverse, CartesianEn
 from catlib.dequantization import UniformDequantization, VariationalDequantization
 from catlib.diffusion import build_diffusion
 from catlib.distributions import StandardNormal
+from catlib.encodings import CategoricalEncoding, RejectionStats, rejection_sample
 from catlib.flows import FlatImageNet, Flow, conditional_image_flow_factory, coupling_stack, image_flow
 from catlib.nets import MLP, DenseNet
 from catlib.vae import CategoricalDecoder, VAELayer
@@ -86,6 +87,7 @@ class CategoricalFlow(nn.Module):
         self.num_classes = num_classes
         self.layer, self.flow, self.encoding = layer, flow, encoding
         self.last_invalid_rate: float | None = None
+        self.last_rejection: RejectionStats | None = None
         self.register_buffer("_anchor", torch.zeros(()))
 
     @property
@@ -115,9 +117,23 @@ class CategoricalFlow(nn.Module):
         return importance_weighted(self.log_weight, self._layer_input(x), k, max_rows=rows)
 
     @torch.no_grad()
-    def sample(self, n: int, max_tries: int = 100) -> Tensor:
-        """``n`` samples ``[n, *data_shape]``; codes outside ``[0, K)`` are redrawn (Cartesian encodings)."""
+    def sample(self, n: int, max_tries: int = 100, rejection: bool = True) -> Tensor:
+        """``n`` samples ``[n, *data_shape]``; codes outside ``[0, K)`` are redrawn (Cartesian encodings).
+
+        With a truncated encoding (TRUFL) and ``rejection``, ``z`` is drawn from the prior
+        truncated to the union of the dequantizers' supports (:func:`~catlib.encodings.rejection_sample`);
+        how many draws that took is in ``last_rejection``. Without ``rejection``, every ``z`` is
+        decoded with the supports ignored (the paper's "no rejection sampling" rows).
+        """
         n = check_positive_int("n", n)
+        if getattr(self.layer, "truncated", False):
+            if rejection:
+                z, self.last_rejection = rejection_sample(lambda rows: self.flow.sample(len(rows)),
+                                                          self.layer.supported, n)
+                x = self.layer.inverse(z)
+            else:
+                x = self.layer.inverse(self.flow.sample(n), truncate=False)
+            return x.view(n, *self.data_shape)
         x = self.layer.inverse(self.flow.sample(n))
         if self.encoding is None:
             self.last_invalid_rate = 0.0
@@ -145,7 +161,8 @@ class CategoricalFlow(nn.Module):
 
 
 MODEL_NAMES = ("uniform-dequantization", "variational-dequantization", "argmax-threshold",
-               "argmax-gumbel", "argmax-gumbel-threshold", "argmax-binary", "vae", "multinomial-diffusion")
+               "argmax-gumbel", "argmax-gumbel-threshold", "argmax-binary", "vae", "multinomial-diffusion",
+               "catnf", "trufl")
 
 ARCHITECTURES = ("auto", "mlp", "conv")
 # options of the flow p(v) (or the VAE prior p(z)) and of the variational q(u|x) (or the VAE
@@ -159,7 +176,8 @@ _Q_OPTIONS = {
     "conv": {"q_flow_steps": 2, "q_growth": 16, "q_depth": 1},
 }
 _USES_Q = ("variational-dequantization", "argmax-threshold", "argmax-gumbel-threshold", "argmax-binary", "vae")
-_EXTRA_OPTIONS = {"argmax-threshold": {"base": None}, "vae": {"latent_channels": 2}}
+_EXTRA_OPTIONS = {"argmax-threshold": {"base": None}, "vae": {"latent_channels": 2},
+                  "catnf": {"latent_dim": 2, "init_spread": 1.0}, "trufl": {"latent_dim": 2, "init_spread": 1.0}}
 
 
 def _image_shape(architecture: str, data_shape: tuple[int, ...]) -> tuple[int, int] | None:
@@ -215,7 +233,9 @@ def build_model(name: str, data_shape: Sequence[int], num_classes: int, **option
     flow prior p(z), a flow posterior q(z|x) and a factorised categorical decoder p(x|z),
     :mod:`catlib.vae`; its ``sample`` draws ``z`` from the prior and then *samples* p(x|z)),
     ``"multinomial-diffusion"`` (:func:`catlib.diffusion.build_diffusion`, whose options it takes:
-    ``timesteps``, ``schedule``, ``timestep_sampling``, ``network`` and the network's sizes).
+    ``timesteps``, ``schedule``, ``timestep_sampling``, ``network`` and the network's sizes),
+    ``"catnf"`` and ``"trufl"`` (learned ``latent_dim``-dimensional embeddings per variable with
+    the Bayes-optimal decoder, :mod:`catlib.encodings`; TRUFL samples by rejection sampling).
 
     ``architecture``: ``"mlp"`` (vector flows with MLP couplings on the flattened example),
     ``"conv"`` (image flows of :mod:`catlib.flows.image` with DenseNet couplings on ``v``
@@ -230,7 +250,8 @@ def build_model(name: str, data_shape: Sequence[int], num_classes: int, **option
     - the variational q(u|x) (the VAE's encoder and decoder nets): ``q_flow_steps``; mlp:
       ``q_hidden``; conv: ``q_growth``, ``q_depth``;
     - ``base`` (an integer M >= 2) for ``"argmax-threshold"`` on base-M digits;
-      ``latent_channels`` (latent numbers per variable) for ``"vae"``.
+      ``latent_channels`` (latent numbers per variable) for ``"vae"``; ``latent_dim`` and
+      ``init_spread`` for ``"catnf"`` and ``"trufl"`` (MLP architecture only).
 
     >>> model = build_model("argmax-threshold", (3,), 5)
     >>> x = torch.tensor([[0, 4, 2]])
@@ -276,6 +297,12 @@ def build_model(name: str, data_shape: Sequence[int], num_classes: int, **option
         layer = UniformDequantization(num_vars, num_classes)
     elif name == "variational-dequantization":
         layer = VariationalDequantization(num_vars, num_classes, q_flow=q_flow)
+    elif name in ("catnf", "trufl"):
+        if image is not None:
+            raise ValueError(f"{name!r} has only MLP flows so far; pass architecture='mlp' for data_shape {data_shape}")
+        make = CategoricalEncoding.catnf if name == "catnf" else CategoricalEncoding.trufl
+        layer = make(num_vars, num_classes, check_positive_int("latent_dim", opt["latent_dim"]),
+                     init_spread=opt["init_spread"])
     else:
         layer = _vae_layer(num_vars, num_classes, image, opt)
 

@@ -16,7 +16,7 @@ def small(name, data_shape, num_classes, **extra):
     if name == "multinomial-diffusion":  # a network, not a flow: its own options
         return catlib.build_model(name, data_shape, num_classes, **{"timesteps": 10, "hidden": (32,), **extra})
     opts = dict(SMALL)
-    if name not in ("uniform-dequantization", "argmax-gumbel"):
+    if name not in ("uniform-dequantization", "argmax-gumbel", "catnf", "trufl"):
         opts.update(q_flow_steps=1, q_hidden=(16,))
     opts.update(extra)
     return catlib.build_model(name, data_shape, num_classes, **opts)
@@ -113,7 +113,7 @@ def test_argmax_probabilities_sum_to_one_and_match_own_samples(name):
     assert torch.allclose(est.double() / valid_mass, hist, atol=0.03)
 
 
-@pytest.mark.parametrize("name", ["uniform-dequantization", "variational-dequantization"])
+@pytest.mark.parametrize("name", ["uniform-dequantization", "variational-dequantization", "catnf", "trufl"])
 def test_dequantization_probabilities_sum_to_at_most_one(name):
     torch.manual_seed(3)
     model = small(name, (1,), 3)
@@ -159,14 +159,15 @@ def test_save_load_round_trip(name):
 
 # ---- image models: data_shape (H, W) picks the convolutional flows ----
 
-FLOW_NAMES = [n for n in NAMES if n != "multinomial-diffusion"]  # the flow-based models and the VAE
+# the flow-based models and the VAE on images (CatNF and TRUFL have MLP priors only)
+FLOW_NAMES = [n for n in NAMES if n not in ("multinomial-diffusion", "catnf", "trufl")]
 IMAGE_SHAPES = [(4, 6), (3, 5)]  # squeezed once, and odd sizes (no squeeze)
 SMALL_CONV = {"flow_steps": 1, "growth": 8, "depth": 1}
 
 
 def small_image(name, data_shape, num_classes, **extra):
     opts = dict(SMALL_CONV)
-    if name not in ("uniform-dequantization", "argmax-gumbel"):
+    if name not in ("uniform-dequantization", "argmax-gumbel", "catnf", "trufl"):
         opts.update(q_flow_steps=1, q_growth=8)
     opts.update(extra)
     return catlib.build_model(name, data_shape, num_classes, **opts)

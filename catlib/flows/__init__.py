@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from catlib.flows.base import ConditionalFlow, Flow, Transform
+from catlib.flows.graph import GraphAffineCoupling, GraphFlow, NodeActNorm, NodeLinear
 from catlib.flows.coupling import AffineCoupling, MixtureLogisticCoupling, checkerboard_mask
 from catlib.flows.image import (ActNorm2d, AffineCoupling2d, Conv1x1, FlatImageNet, ImageFlowTransform, Squeeze,
                                conditional_image_flow, conditional_image_flow_factory, image_flow, to_flat,
@@ -13,6 +14,7 @@ __all__ = [
     "checkerboard_mask", "ActNorm", "Permutation", "LinearLU", "coupling_stack",
     "Squeeze", "ActNorm2d", "Conv1x1", "AffineCoupling2d", "ImageFlowTransform", "FlatImageNet", "image_flow",
     "conditional_image_flow", "conditional_image_flow_factory", "to_image", "to_flat",
+    "GraphFlow", "NodeActNorm", "NodeLinear", "GraphAffineCoupling",
 ]
 
 COUPLINGS = {"affine": AffineCoupling, "mixture": MixtureLogisticCoupling}
