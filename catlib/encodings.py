@@ -65,8 +65,10 @@ class CategoricalEncoding(nn.Module):
             given and not trained).
         affine: learn the category-conditional scale and shift ``g`` (else ``g`` is the identity).
         m, s: ``[K, d]`` the fixed truncation of ``truncation="fixed"``.
-        init_spread: standard deviation of the random initial shifts ``b(x)`` (and of
-            :math:`\tilde m` for TRUFL), so that classes start apart.
+        init_spread: standard deviation of the random initial shifts ``b(x)``, so that classes
+            start apart.
+        init_truncation: initial :math:`\tilde s` of TRUFL (with :math:`\tilde m = 0`): at 2 the
+            CDF interval is 88% of the line, so TRUFL starts close to CatNF and learns to cut.
         seed: seed of that initialisation.
 
     The class prior :math:`\hat p(x)` is a buffer, uniform until :meth:`set_class_prior` counts
@@ -175,11 +177,13 @@ class CategoricalEncoding(nn.Module):
         """``z [batch, D, d]`` from :math:`q(z|x)` (reparametrised) and :math:`\\log q(z_t|x_t)` ``[batch, D]``."""
         m, s = self.truncation_params()
         shift, log_scale = self._affine()
-        base = TruncatedLogistic(m[x], s[x])
-        z0 = base.icdf(uniform_open(base.m.shape, device=x.device).to(base.m.dtype))
+        # float64 inverse CDF: in float32 a uniform within 2^-25 of 1 rounds to 1 and logit(1) = inf
+        base = TruncatedLogistic(m[x].double(), s[x].double())
+        z0 = base.icdf(uniform_open(base.m.shape, device=x.device))
+        log_f = base.untruncated_log_prob(z0).to(m.dtype)  # z0 lies in the support
+        z0 = z0.to(m.dtype)
         z = z0 * log_scale[x].exp() + shift[x]
-        log_q = (base.untruncated_log_prob(z0) - log_scale[x]).sum(-1)  # z0 lies in the support
-        return z, log_q
+        return z, (log_f - log_scale[x]).sum(-1)
 
     def log_q_all(self, z: Tensor, truncate: bool = True) -> Tensor:
         r""":math:`\log q(z_t \mid x' = k)` for every class, ``z [batch, D, d] -> [batch, D, K]``.
