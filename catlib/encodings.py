@@ -214,11 +214,16 @@ class CategoricalEncoding(nn.Module):
         The true class's density comes from the sampling pass (Algorithm 1), not from mapping
         ``z`` back, so rounding can never put a sample outside its own support.
         """
+        z, log_px_z, log_q = self.variable_terms(x)
+        return z.flatten(1), log_px_z.sum(-1), log_q.sum(-1)
+
+    def variable_terms(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`terms` before the sums over variables: ``z [batch, D, d]``, ``log p(x_t|z_t)`` and ``log q(z_t|x_t)`` ``[batch, D]``."""
         z, log_q_true = self.sample_q(x)
         joint = self.log_q_all(z) + self.log_class_prior
         joint = joint.scatter(-1, x.unsqueeze(-1), (log_q_true + self.log_class_prior[x]).unsqueeze(-1))
         log_px_z = joint.gather(-1, x.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(joint, -1)
-        return z.flatten(1), log_px_z.sum(-1), log_q_true.sum(-1)
+        return z, log_px_z, log_q_true
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         z, log_px_z, log_q = self.terms(x)

@@ -130,12 +130,8 @@ class GraphColouringModel(nn.Module):
         if self.name == "argmax-threshold":
             v, log_q = self.layer.sample(colours.reshape(b * n, 1))
             z, log_q, log_px_z = v.view(b, n, self.d), log_q.view(b, n), torch.zeros(b, n, device=colours.device)
-        else:  # CategoricalEncoding.terms, kept per node (Algorithm 1: the true class's density from sampling)
-            enc = self.layer
-            z, log_q = enc.sample_q(colours)
-            joint = enc.log_q_all(z) + enc.log_class_prior
-            joint = joint.scatter(-1, colours.unsqueeze(-1), (log_q + enc.log_class_prior[colours]).unsqueeze(-1))
-            log_px_z = joint.gather(-1, colours.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(joint, -1)
+        else:  # per node, so that padded nodes can be masked before the sums
+            z, log_px_z, log_q = self.layer.variable_terms(colours)
         zero = torch.zeros((), dtype=log_q.dtype, device=log_q.device)
         return z, torch.where(mask, log_px_z.to(log_q.dtype), zero), torch.where(mask, log_q, zero)
 
