@@ -275,6 +275,24 @@ class TruncatedLogistic:
         """Log density, ``-inf`` outside the support."""
         return torch.where(self.contains(z), self.untruncated_log_prob(z), -math.inf)
 
+    def soft_log_indicator(self, z: Tensor, temperature: float) -> Tensor:
+        r"""A smooth upper bound on :math:`\log 1[z \in \text{support}]`: 0 inside, decaying outside.
+
+        .. math::
+            -\frac{1}{\tau}\,\max\Big(0,\ \big|\sigma(z) - m\big| - \frac{s}{2}\Big),
+
+        measured in CDF units (how far :math:`\sigma(z)` lies outside :math:`m \pm s/2`). It
+        tends to the hard indicator as :math:`\tau \to 0` and, unlike it, has a gradient
+        outside the support that pulls the support's ends away from ``z``.
+
+        >>> d = TruncatedLogistic(torch.tensor(0.25), torch.tensor(0.5))
+        >>> d.soft_log_indicator(torch.tensor([-1.0, 0.0, 1.0]), 0.1)
+        tensor([ 0.0000,  0.0000, -2.3106])
+        """
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        return (self.s / 2 - (torch.sigmoid(z) - self.m).abs()).clamp(max=0) / temperature
+
     def icdf(self, u0: Tensor) -> Tensor:
         """Map uniforms ``u0`` in (0, 1) to samples (reparametrised in ``m`` and ``s``)."""
         return self.logit(self.m + (u0 - 0.5) * self.s)

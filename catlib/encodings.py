@@ -69,7 +69,19 @@ class CategoricalEncoding(nn.Module):
             start apart.
         init_truncation: initial :math:`\tilde s` of TRUFL (with :math:`\tilde m = 0`): at 2 the
             CDF interval is 88% of the line, so TRUFL starts close to CatNF and learns to cut.
+        support_temperature: ``tau > 0`` trains with soft support edges (TRUFL only, see below);
+            0 (the default) trains on the exact ELBO.
         seed: seed of that initialisation.
+
+    **Soft support edges.** The decoder's indicators :math:`1[z \in \text{support}(k)]` have no
+    gradient, so nothing in the exact ELBO's gradient moves a support's ends away from another
+    class's samples, while the density of class ``k`` inside its support falls as it *widens*:
+    supports drift into each other. With ``support_temperature`` the decoder's denominator, in
+    training mode only, uses each other class's density with its indicator replaced by
+    :meth:`~catlib.distributions.TruncatedLogistic.soft_log_indicator` (equal inside the
+    support, a thin exponential tail of width ``tau`` CDF units outside). That only adds to the
+    denominator, so the training objective is a lower bound on the ELBO, equal to it once the
+    supports are ``tau``-separated; evaluation (``eval()`` mode) always uses the hard supports.
 
     The class prior :math:`\hat p(x)` is a buffer, uniform until :meth:`set_class_prior` counts
     it from data (any :math:`\hat p` gives a valid bound; the counted one is optimal).
@@ -84,7 +96,8 @@ class CategoricalEncoding(nn.Module):
 
     def __init__(self, num_vars: int, num_classes: int, latent_dim: int = 2, truncation: str = "learned",
                  affine: bool = True, m: Tensor | None = None, s: Tensor | None = None,
-                 init_spread: float = 1.0, init_truncation: float = 2.0, seed: int = 0):
+                 init_spread: float = 1.0, init_truncation: float = 2.0, support_temperature: float = 0.0,
+                 seed: int = 0):
         super().__init__()
         if truncation not in ("learned", "none", "fixed"):
             raise ValueError(f"truncation must be 'learned', 'none' or 'fixed', got {truncation!r}")
@@ -92,6 +105,11 @@ class CategoricalEncoding(nn.Module):
         self.num_classes = check_positive_int("num_classes", num_classes, minimum=2)
         self.latent_dim = check_positive_int("latent_dim", latent_dim)
         self.truncation = truncation
+        if not support_temperature >= 0:
+            raise ValueError(f"support_temperature must be >= 0, got {support_temperature}")
+        if support_temperature > 0 and truncation != "learned":
+            raise ValueError(f"support_temperature applies to learned truncation (TRUFL), got truncation={truncation!r}")
+        self.support_temperature = float(support_temperature)
         shape = (num_classes, latent_dim)
         g = torch.Generator().manual_seed(seed)
         if truncation == "learned":
@@ -185,15 +203,21 @@ class CategoricalEncoding(nn.Module):
         z = z0 * log_scale[x].exp() + shift[x]
         return z, (log_f - log_scale[x]).sum(-1)
 
-    def log_q_all(self, z: Tensor, truncate: bool = True) -> Tensor:
+    def log_q_all(self, z: Tensor, truncate: bool = True, temperature: float = 0.0) -> Tensor:
         r""":math:`\log q(z_t \mid x' = k)` for every class, ``z [batch, D, d] -> [batch, D, K]``.
 
-        ``truncate=False`` ignores the supports (each class's density continued outside it).
+        ``truncate=False`` ignores the supports (each class's density continued outside it);
+        ``temperature > 0`` softens their edges (the surrogate of ``support_temperature``).
         """
         shift, log_scale = self._affine()
         z0 = (z.unsqueeze(-2) - shift) * torch.exp(-log_scale)  # [batch, D, K, d]
         base = self.base()
-        log_f = base.log_prob(z0) if truncate and self.truncated else base.untruncated_log_prob(z0)
+        if not (truncate and self.truncated):
+            log_f = base.untruncated_log_prob(z0)
+        elif temperature > 0:
+            log_f = base.untruncated_log_prob(z0) + base.soft_log_indicator(z0, temperature)
+        else:
+            log_f = base.log_prob(z0)
         return (log_f - log_scale).sum(-1)
 
     def decoder_log_probs(self, z: Tensor, truncate: bool = True) -> Tensor:
@@ -220,7 +244,7 @@ class CategoricalEncoding(nn.Module):
     def variable_terms(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """:meth:`terms` before the sums over variables: ``z [batch, D, d]``, ``log p(x_t|z_t)`` and ``log q(z_t|x_t)`` ``[batch, D]``."""
         z, log_q_true = self.sample_q(x)
-        joint = self.log_q_all(z) + self.log_class_prior
+        joint = self.log_q_all(z, temperature=self.support_temperature if self.training else 0.0) + self.log_class_prior
         joint = joint.scatter(-1, x.unsqueeze(-1), (log_q_true + self.log_class_prior[x]).unsqueeze(-1))
         log_px_z = joint.gather(-1, x.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(joint, -1)
         return z, log_px_z, log_q_true

@@ -178,7 +178,8 @@ _Q_OPTIONS = {
 _USES_Q = ("variational-dequantization", "argmax-threshold", "argmax-gumbel-threshold", "argmax-binary", "vae")
 _EXTRA_OPTIONS = {"argmax-threshold": {"base": None}, "vae": {"latent_channels": 2},
                   "catnf": {"latent_dim": 2, "init_spread": 1.0},
-                  "trufl": {"latent_dim": 2, "init_spread": 1.0, "init_truncation": 2.0}}
+                  "trufl": {"latent_dim": 2, "init_spread": 1.0, "init_truncation": 2.0,
+                            "support_temperature": 0.0}}
 
 
 def _image_shape(architecture: str, data_shape: tuple[int, ...]) -> tuple[int, int] | None:
@@ -253,7 +254,8 @@ def build_model(name: str, data_shape: Sequence[int], num_classes: int, **option
     - ``base`` (an integer M >= 2) for ``"argmax-threshold"`` on base-M digits;
       ``latent_channels`` (latent numbers per variable) for ``"vae"``; ``latent_dim`` and
       ``init_spread`` for ``"catnf"`` and ``"trufl"`` (MLP architecture only), and TRUFL's
-      ``init_truncation`` (initial :math:`\tilde s`: 2 starts close to CatNF).
+      ``init_truncation`` (initial :math:`\tilde s`: 2 starts close to CatNF) and
+      ``support_temperature`` (soft support edges in training, :class:`~catlib.encodings.CategoricalEncoding`).
 
     >>> model = build_model("argmax-threshold", (3,), 5)
     >>> x = torch.tensor([[0, 4, 2]])
@@ -302,7 +304,8 @@ def build_model(name: str, data_shape: Sequence[int], num_classes: int, **option
     elif name in ("catnf", "trufl"):
         if image is not None:
             raise ValueError(f"{name!r} has only MLP flows so far; pass architecture='mlp' for data_shape {data_shape}")
-        extra = {"init_truncation": opt["init_truncation"]} if name == "trufl" else {}
+        extra = ({"init_truncation": opt["init_truncation"], "support_temperature": opt["support_temperature"]}
+                 if name == "trufl" else {})
         make = CategoricalEncoding.catnf if name == "catnf" else CategoricalEncoding.trufl
         layer = make(num_vars, num_classes, check_positive_int("latent_dim", opt["latent_dim"]),
                      init_spread=opt["init_spread"], **extra)

@@ -204,3 +204,50 @@ def test_within_group_std():
     assert within_group_std(tight) < 0.05
     with pytest.raises(ValueError, match="groups"):
         within_group_std(torch.randn(10, 2))
+
+
+def test_soft_log_indicator_is_zero_inside_and_tends_to_the_hard_indicator():
+    d = TruncatedLogistic(torch.tensor(0.3), torch.tensor(0.2))
+    z = torch.linspace(-6, 6, 2001)
+    inside = d.contains(z)
+    for tau in (0.1, 0.01, 1e-4):
+        soft = d.soft_log_indicator(z, tau)
+        assert torch.equal(soft[inside], torch.zeros(int(inside.sum())))
+        assert bool((soft[~inside] < 0).all())
+    # far outside, the soft indicator vanishes as tau -> 0; a point 0.05 CDF units out: exp(-0.05 / tau)
+    out = torch.logit(torch.tensor(0.45))
+    assert math.isclose(float(d.soft_log_indicator(out, 0.01)), -5.0, rel_tol=1e-4)
+    with pytest.raises(ValueError, match="temperature"):
+        d.soft_log_indicator(z, 0.0)
+
+
+def test_soft_support_edges_give_a_lower_bound_in_training_and_the_exact_elbo_in_eval():
+    kwargs = dict(num_vars=3, num_classes=4, latent_dim=2, init_spread=0.5, init_truncation=0.0, seed=1)
+    soft = CategoricalEncoding.trufl(support_temperature=0.05, **kwargs)
+    hard = CategoricalEncoding.trufl(**kwargs)
+    x = torch.randint(4, (256, 3), generator=torch.Generator().manual_seed(0))
+    for mode in ("train", "eval"):
+        getattr(soft, mode)(), getattr(hard, mode)()
+        torch.manual_seed(0)
+        _, px_soft, q_soft = soft.variable_terms(x)
+        torch.manual_seed(0)
+        _, px_hard, q_hard = hard.variable_terms(x)
+        assert torch.equal(q_soft, q_hard)
+        if mode == "train":  # more density in the denominator: never above the exact term, below it somewhere
+            assert bool((px_soft <= px_hard + 1e-6).all()) and bool((px_soft < px_hard - 1e-3).any())
+        else:
+            assert torch.equal(px_soft, px_hard)
+    # two classes whose supports are disjoint but 0.05 CDF units apart: the exact decoder is
+    # certain, so its gradient cannot push the supports apart; the soft edges' gradient does
+    for tau, expect_gradient in ((0.05, True), (0.0, False)):
+        enc = CategoricalEncoding.trufl(1, 2, latent_dim=1, affine=False, support_temperature=tau)
+        with torch.no_grad():  # m = 0.3 / 0.75, s = 0.4 / 0.4: CDF intervals [0.1, 0.5] and [0.55, 0.95]
+            enc.m_logit.copy_(torch.logit(torch.tensor([[0.3], [0.75]])))
+            enc.s_logit.copy_(torch.logit(torch.tensor([[0.4 / 0.6], [0.4 / 0.5]])))
+        torch.manual_seed(0)
+        _, log_px_z, _ = enc.variable_terms(torch.randint(2, (512, 1), generator=torch.Generator().manual_seed(1)))
+        log_px_z.sum().backward()
+        assert (float(log_px_z.detach().sum()) < 0) == expect_gradient
+        assert bool((enc.s_logit.grad.abs() > 1e-6).all()) == expect_gradient
+    with pytest.raises(ValueError, match="support_temperature"):
+        CategoricalEncoding.catnf(3, 4, support_temperature=0.1)
