@@ -78,15 +78,16 @@ def finished_run_metrics(path: str | os.PathLike | None, run: dict, steps: int) 
     """The metrics stored in the checkpoint at ``path`` if they belong to ``run``, else ``None``.
 
     ``run`` describes a run's settings (stored as ``metrics["run"]`` by the experiment). A
-    checkpoint of the same length but other settings is kept, so :func:`fit` resumes it; one of
-    another length (``steps``) belongs to a different configuration and is deleted.
+    finished checkpoint of other settings, or any of another length (``steps``), belongs to a
+    different configuration and is deleted; an unfinished one of the same length is kept, so
+    :func:`fit` resumes the interrupted run.
     """
     if path is None or not Path(path).exists():
         return None
     state = load_checkpoint(path)
     if state.get("metrics") and state["metrics"].get("run") == run:
         return state["metrics"]
-    if state.get("steps_total") != steps:
+    if state.get("metrics") or state.get("steps_total") != steps:
         Path(path).unlink()  # a different configuration: start again
     return None
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import catlib
-from catlib.train import fit, load_checkpoint, save_metrics
+from catlib.train import finished_run_metrics, fit, load_checkpoint, save_metrics
 
 
 def make():
@@ -79,3 +79,16 @@ def test_a_model_with_its_own_training_loss_is_trained_on_it():
     fit(model, DATA, steps=200, batch_size=4, lr=0.05, warmup=1, progress=False)
     assert model.calls == 200
     assert abs(model.w.item() - 1.0) < 0.05
+
+
+def test_finished_run_metrics_keeps_only_the_same_run(tmp_path):
+    path = tmp_path / "run.pt"
+    fit(make(), DATA, steps=4, batch_size=8, checkpoint=path, checkpoint_every=2, progress=False)
+    # unfinished (no metrics yet), same length: kept for resuming; another length: deleted
+    assert finished_run_metrics(path, {"lr": 1}, steps=4) is None and path.exists()
+    save_metrics(path, {"loss": 1.0, "run": {"lr": 1}})
+    assert finished_run_metrics(path, {"lr": 1}, steps=4) == {"loss": 1.0, "run": {"lr": 1}}
+    # finished with other settings but the same length: deleted, not "resumed" at its last step
+    assert finished_run_metrics(path, {"lr": 2}, steps=4) is None and not path.exists()
+    fit(make(), DATA, steps=4, batch_size=8, checkpoint=path, checkpoint_every=2, progress=False)
+    assert finished_run_metrics(path, {"lr": 1}, steps=5) is None and not path.exists()
