@@ -88,3 +88,18 @@ def test_actnorm_initialises_from_first_batch_only_once():
     shift = a.shift.clone()
     a(x * 3)
     assert torch.equal(a.shift, shift)
+
+
+@pytest.mark.parametrize("mixing", ["linear", "reverse"])
+@pytest.mark.parametrize("dim", [4, 5])
+def test_every_coordinate_of_a_two_step_coupling_stack_is_transformed(mixing, dim):
+    """Two steps move every coordinate: a coordinate no coupling touches would keep its value 0."""
+    torch.manual_seed(0)
+    layers = coupling_stack(dim, num_steps=2, hidden=(8,), actnorm=False, mixing=mixing)
+    with torch.no_grad():
+        for p in torch.nn.ModuleList(layers).parameters():
+            p.normal_()
+    z = torch.zeros(1, dim)
+    for t in layers:
+        z, _ = t(z)
+    assert bool((z != 0).all()), z

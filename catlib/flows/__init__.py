@@ -46,5 +46,9 @@ def coupling_stack(dim: int, num_steps: int = 4, hidden: tuple[int, ...] = (128,
         if dim < 2:
             continue
         layers.append(LinearLU(dim, seed=seed + i) if mixing == "linear" else Permutation(dim))
-        layers.append(COUPLINGS[coupling](dim, parity=i % 2, context_dim=context_dim, hidden=hidden))
+        # the checkerboard keeps coordinates i % 2 == parity fixed; a reversal (i -> dim - 1 - i)
+        # already swaps the two sets when dim is even, and alternating the parity as well would
+        # undo it, leaving half of the coordinates untransformed
+        parity = 0 if mixing == "reverse" and dim % 2 == 0 else i % 2
+        layers.append(COUPLINGS[coupling](dim, parity=parity, context_dim=context_dim, hidden=hidden))
     return layers
