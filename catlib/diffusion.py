@@ -15,11 +15,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from catlib.nets import TimeMLP, UNet
+from catlib.nets import ENWIK8_TRANSFORMER, TEXT8_TRANSFORMER, TimeMLP, TimeTransformer, UNet
 from catlib.validation import check_classes, check_data_shape, check_positive_int
 
 __all__ = ["cosine_schedule", "linear_schedule", "log_add_exp", "log1mexp", "index_to_log_onehot",
-           "categorical_kl", "log_categorical", "MultinomialDiffusion", "build_diffusion", "LOG_ZERO"]
+           "categorical_kl", "log_categorical", "MultinomialDiffusion", "build_diffusion", "LOG_ZERO",
+           "TEXT8_DIFFUSION", "ENWIK8_DIFFUSION"]
 
 LOG_ZERO = math.log(1e-30)
 """Stands for :math:`\\log 0` in log one-hot vectors: finite, so no ``-inf - (-inf) = NaN`` can
@@ -690,37 +691,61 @@ _NETWORK_OPTIONS = {
     "mlp": {"hidden": (256, 256), "time_dim": 64},
     "unet": {"channels": 24, "channel_mults": (1, 2), "num_res_blocks": 1, "time_dim": None, "dropout": 0.0,
              "attention": False},
+    "transformer": {"layers": 2, "width": 64, "heads": 4, "local_heads": 2, "local_window": None, "ff_mult": 4,
+                    "dropout": 0.0},
 }
+
+TEXT8_DIFFUSION: dict = {"data_shape": (256,), "num_classes": 27, "timesteps": 1000, "network": "transformer",
+                         **TEXT8_TRANSFORMER}
+"""``build_diffusion(**TEXT8_DIFFUSION)`` is the official text8 model (``ehoogeboom/multinomial_diffusion``,
+``text_diffusion/README.md`` and ``text_diffusion/datasets/data.py``: chunks of 256 characters,
+27 classes, ``--diffusion_steps 1000``, the 12-layer :data:`~catlib.nets.TEXT8_TRANSFORMER`)."""
+
+ENWIK8_DIFFUSION: dict = {"data_shape": (320,), "num_classes": 256, "timesteps": 4000, "network": "transformer",
+                          **ENWIK8_TRANSFORMER}
+"""``build_diffusion(**ENWIK8_DIFFUSION)`` is the official enwik8 model: chunks of 320 bytes, 256
+classes, ``--diffusion_steps 4000``, :data:`~catlib.nets.ENWIK8_TRANSFORMER`."""
 
 
 def build_diffusion(data_shape: Sequence[int], num_classes: int, timesteps: int = 1000, schedule: str = "cosine",
                     timestep_sampling: str = "importance", network: str | None = None,
                     **options) -> MultinomialDiffusion:
-    """A :class:`MultinomialDiffusion` with a :class:`~catlib.nets.TimeMLP` or :class:`~catlib.nets.UNet` denoiser.
+    """A :class:`MultinomialDiffusion` with a :class:`~catlib.nets.TimeMLP`, :class:`~catlib.nets.UNet` or
+    :class:`~catlib.nets.TimeTransformer` denoiser.
 
     Args:
         data_shape: ``(D,)`` (default network ``"mlp"``) or ``(H, W)`` (default ``"unet"``);
-            the MLP flattens any shape.
+            the MLP flattens any shape; ``"transformer"`` takes sequences ``(L,)``.
         num_classes: ``K``.
-        timesteps, schedule, timestep_sampling: as in :class:`MultinomialDiffusion`.
-        network: ``"mlp"`` or ``"unet"``.
+        timesteps, schedule, timestep_sampling: as in :class:`MultinomialDiffusion` (the
+            official text models use ``T = 1000`` for text8 and ``T = 4000`` for enwik8).
+        network: ``"mlp"``, ``"unet"`` or ``"transformer"``.
         options: the network's: ``hidden``, ``time_dim`` for ``"mlp"``; ``channels``,
             ``channel_mults``, ``num_res_blocks``, ``time_dim``, ``dropout``, ``attention``
-            for ``"unet"``.
+            for ``"unet"``; ``layers``, ``width``, ``heads``, ``local_heads``, ``local_window``,
+            ``ff_mult``, ``dropout`` for ``"transformer"`` (small defaults; the paper's are
+            :data:`~catlib.nets.TEXT8_TRANSFORMER`, and :data:`TEXT8_DIFFUSION` holds the whole
+            official text8 setting).
 
     The model carries ``name = "multinomial-diffusion"`` and ``options`` (every setting).
 
     >>> model = build_diffusion((4,), 3, timesteps=20, hidden=(32,))
     >>> model.name, model.options["network"], model.sample(2).shape
     ('multinomial-diffusion', 'mlp', torch.Size([2, 4]))
+    >>> text = build_diffusion((16,), 27, timesteps=50, network="transformer", width=32, local_window=8)
+    >>> text.log_prob(torch.randint(27, (2, 16))).shape, text.sample(3, steps=5).shape
+    (torch.Size([2]), torch.Size([3, 16]))
     """
     shape = check_data_shape(data_shape)
     num_classes = check_positive_int("num_classes", num_classes, minimum=2)
+    timesteps = check_positive_int("timesteps", timesteps)
     network = network or ("unet" if len(shape) == 2 else "mlp")
     if network not in _NETWORK_OPTIONS:
-        raise ValueError(f"network must be 'mlp' or 'unet', got {network!r}")
+        raise ValueError(f"network must be 'mlp' or 'unet', got {network!r}; sequences (L,) may also use 'transformer'")
     if network == "unet" and len(shape) != 2:
         raise ValueError(f"network 'unet' needs data_shape (H, W), got {shape}")
+    if network == "transformer" and len(shape) != 1:
+        raise ValueError(f"network 'transformer' needs data_shape (L,), got {shape}")
     allowed = _NETWORK_OPTIONS[network]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
@@ -728,8 +753,10 @@ def build_diffusion(data_shape: Sequence[int], num_classes: int, timesteps: int 
     opt = {**allowed, **options}
     if network == "mlp":
         net = TimeMLP(math.prod(shape), num_classes, tuple(opt["hidden"]), opt["time_dim"])
-    else:
+    elif network == "unet":
         net = UNet(num_classes, **opt)
+    else:
+        net = TimeTransformer(num_classes, shape[0], timesteps, **opt)
     model = MultinomialDiffusion(shape, num_classes, net, timesteps, schedule, timestep_sampling)
     model.name = "multinomial-diffusion"
     model.options = {"timesteps": timesteps, "schedule": schedule, "timestep_sampling": timestep_sampling,
