@@ -1,27 +1,46 @@
 """One training loop for every model: seeded, on the best device, with progress, checkpoints and resume.
 
 A run is described by its checkpoint file. ``fit`` saves the model, the optimiser, the step,
-the loss history and every random state every ``checkpoint_every`` steps; called again with
-the same file it continues where the file stops (an exact continuation on CPU), and once the
-run is finished it trains no more. ``save_metrics`` stores a finished run's evaluation in the
-same file, so a chapter can re-render from it without re-training.
+the loss history and every random state every ``checkpoint_every`` steps (and, with
+``checkpoint_minutes``, whenever that much wall time has passed); called again with the same
+file it continues where the file stops (an exact continuation on CPU), and once the run is
+finished it trains no more. ``save_metrics`` stores a finished run's evaluation in the same
+file, so a chapter can re-render from it without re-training.
+
+The same loop runs in mixed precision (``precision="bf16"`` or ``"fp16"``) and on several
+GPUs launched by ``torchrun`` (DistributedDataParallel, :mod:`catlib.distributed`): every
+process draws the global batch a single process would draw and trains on its own slice of it.
+``estimate_run`` times a few steps on a throwaway copy and projects time and memory.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
+import gc
 import math
 import os
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from catlib.distributed import (DistributedContext, all_gather_objects, all_reduce_mean, barrier, broadcast_flag,
+                                init_distributed, process_rank, rank_seed)
 from catlib.validation import check_positive_int
 
-__all__ = ["select_device", "seed_everything", "fit", "FitResult", "save_metrics", "load_checkpoint"]
+__all__ = ["select_device", "seed_everything", "fit", "FitResult", "save_metrics", "load_checkpoint",
+           "finished_run_metrics", "TrainingLoss", "estimate_run", "format_estimate", "fit_defaults", "PRECISIONS"]
+
+#: The precisions :func:`fit` trains in: float32, bfloat16 autocast, float16 autocast with loss scaling (CUDA).
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+#: The wall clock of :func:`fit` (seconds); tests replace it with a fake one.
+_clock = time.perf_counter
 
 
 def select_device(device: str | torch.device | None = None) -> torch.device:
@@ -54,6 +73,7 @@ class FitResult:
     seconds: float = 0.0
     resumed_from: int = 0
     metrics: dict | None = None
+    estimate: dict | None = None
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -81,108 +101,557 @@ def finished_run_metrics(path: str | os.PathLike | None, run: dict, steps: int) 
     finished checkpoint of other settings, or any of another length (``steps``), belongs to a
     different configuration and is deleted; an unfinished one of the same length is kept, so
     :func:`fit` resumes the interrupted run.
+
+    In a multi-process run only rank 0 deletes; the other ranks may find the file gone
+    (``None``), and :func:`fit` waits for every rank before it looks at the checkpoint.
     """
     if path is None or not Path(path).exists():
         return None
-    state = load_checkpoint(path)
+    try:
+        state = load_checkpoint(path)
+    except (FileNotFoundError, ValueError):
+        if process_rank() != 0 and not Path(path).exists():
+            return None  # rank 0 deleted it meanwhile
+        raise
     if state.get("metrics") and state["metrics"].get("run") == run:
         return state["metrics"]
-    if state.get("metrics") or state.get("steps_total") != steps:
-        Path(path).unlink()  # a different configuration: start again
+    if (state.get("metrics") or state.get("steps_total") != steps) and process_rank() == 0:
+        Path(path).unlink(missing_ok=True)  # a different configuration: start again
     return None
 
 
 def save_metrics(path: str | os.PathLike, metrics: dict) -> None:
-    """Store ``metrics`` in a finished run's checkpoint."""
+    """Store ``metrics`` in a finished run's checkpoint (on rank 0 only in a multi-process run)."""
+    if process_rank() != 0:
+        return
     state = load_checkpoint(path)
     state["metrics"] = metrics
     _save(Path(path), state)
+
+
+class TrainingLoss(nn.Module):
+    """The training objective as a module: ``model.training_loss(x)`` if it exists, else ``-model.log_prob(x).mean()``.
+
+    :func:`fit` calls the model through this wrapper so that DistributedDataParallel, which
+    wraps it, sees the loss computed inside its ``forward`` (its gradient hooks are set up
+    there); calling ``model.log_prob`` directly on a DDP-wrapped model would bypass them.
+
+    Args:
+        model: has ``log_prob(x) -> [batch]`` (and optionally ``training_loss(x) -> []``).
+
+    >>> class Coin(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.logit = nn.Parameter(torch.zeros(()))
+    ...     def log_prob(self, x):  # x: [batch, 1] in {0, 1}
+    ...         return -nn.functional.binary_cross_entropy_with_logits(
+    ...             self.logit.expand(len(x)), x[:, 0].float(), reduction="none")
+    >>> round(TrainingLoss(Coin())(torch.tensor([[0], [1]])).item(), 4)  # ln 2
+    0.6931
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The scalar loss (nats per example) on a batch ``x`` ``[batch, *data_shape]``."""
+        model = self.model
+        return model.training_loss(x) if hasattr(model, "training_loss") else -model.log_prob(x).mean()
+
+
+_FIT_DEFAULTS: dict = {}
+
+
+@contextlib.contextmanager
+def fit_defaults(*, precision: str | None = None, checkpoint_minutes: float | None = None,
+                 estimate: bool | None = None) -> Iterator[None]:
+    """Inside the block, :func:`fit` calls that leave these arguments out use the values given here.
+
+    The command line (``python -m catlib.experiments --precision bf16 --estimate toy50``) uses
+    it to reach the ``fit`` calls inside an experiment; ``None`` keeps the current default.
+    Arguments passed to ``fit`` explicitly always win.
+
+    >>> with fit_defaults(precision="bf16"):
+    ...     _resolve_default("precision", None, "fp32")
+    'bf16'
+    >>> _resolve_default("precision", None, "fp32")
+    'fp32'
+    """
+    if precision is not None:
+        _check_precision(precision)
+    if checkpoint_minutes is not None:
+        _check_minutes(checkpoint_minutes)
+    saved = dict(_FIT_DEFAULTS)
+    given = {"precision": precision, "checkpoint_minutes": checkpoint_minutes, "estimate": estimate}
+    _FIT_DEFAULTS.update({k: v for k, v in given.items() if v is not None})
+    try:
+        yield
+    finally:
+        _FIT_DEFAULTS.clear()
+        _FIT_DEFAULTS.update(saved)
+
+
+def _resolve_default(name: str, value, default):
+    if value is not None:
+        return value
+    return _FIT_DEFAULTS.get(name, default)
+
+
+def _check_precision(precision) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
+    return precision
+
+
+def _check_minutes(minutes) -> float:
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0 \
+            or not math.isfinite(minutes):
+        raise ValueError(f"checkpoint_minutes must be a positive number of minutes or None, got {minutes!r}")
+    return float(minutes)
+
+
+def _check_precision_device(precision: str, device: torch.device) -> None:
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError(f"precision 'fp16' needs a CUDA device (float16 autocast with torch.amp.GradScaler), "
+                         f"got device {str(device)!r}; use precision 'bf16' or 'fp32' on the {device.type}")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():  # pragma: no cover
+        raise ValueError(f"precision 'bf16' is not supported by {torch.cuda.get_device_name(device)} "
+                         f"(device {str(device)!r}); use precision 'fp16' (e.g. on a T4) or 'fp32'")
+
+
+def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """A fresh context for one forward pass: autocast to bf16/fp16, or nothing for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _device_for(ctx: DistributedContext, device: str | torch.device | None) -> torch.device:
+    """``select_device(device)``; in a multi-process run a CUDA device without index is ``cuda:LOCAL_RANK``."""
+    device = select_device(device)
+    if ctx.enabled and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", ctx.local_rank)
+    return device
+
+
+def _step(objective: nn.Module, params: list[Tensor], optimizer: torch.optim.Optimizer, x: Tensor,
+          precision: str, device: torch.device, scaler, grad_clip: float | None,
+          ctx: DistributedContext, step: int) -> float:
+    """One optimisation step on ``x``; returns the loss (the mean over every rank's batch)."""
+    with _autocast(precision, device):
+        loss = objective(x)
+    logged = all_reduce_mean(loss.detach(), ctx)
+    if not torch.isfinite(logged):
+        hint = "" if precision == "fp32" else f" (training in {precision}: try precision 'fp32')"
+        raise FloatingPointError(f"loss became {logged.item()} at step {step}; lower lr or enable grad_clip{hint}")
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(params, grad_clip)
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        if grad_clip is not None:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+            nn.utils.clip_grad_norm_(params, grad_clip)
+        scaler.step(optimizer)  # skipped when the scaled gradients overflowed
+        scaler.update()
+    return logged.item()
 
 
 def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor], steps: int,
         batch_size: int = 256, lr: float = 1e-3, seed: int = 0, device: str | torch.device | None = None,
         checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 500,
         grad_clip: float | None = 10.0, warmup: int = 100, progress: bool = True,
-        desc: str | None = None) -> FitResult:
-    """Maximise ``model.log_prob(x).mean()`` with Adam and a cosine learning-rate decay.
+        desc: str | None = None, *, precision: str | None = None, checkpoint_minutes: float | None = None,
+        estimate: bool | None = None, distributed: bool | None = None) -> FitResult:
+    r"""Maximise ``model.log_prob(x).mean()`` with Adam and a cosine learning-rate decay.
 
     A model with its own objective (``model.training_loss(x) -> scalar``, e.g. multinomial
     diffusion's importance-sampled timesteps) is trained on that instead.
 
+    The learning rate of step :math:`s` (of :math:`S`) with :math:`W` warm-up steps is
+
+    .. math:: \eta_s = \eta \,\min\Big(1, \frac{s + 1}{W}\Big)\,\frac{1 + \cos(\pi s / S)}{2}.
+
+    **Mixed precision.** ``"bf16"`` runs the forward pass (the loss) under
+    ``torch.autocast(dtype=torch.bfloat16)`` on CUDA or the CPU; ``"fp16"`` uses float16
+    autocast and a ``torch.amp.GradScaler`` (CUDA only), whose state is saved in checkpoints
+    and restored on resume. Autocast covers only the forward pass: the backward pass follows
+    the dtypes the forward chose, and parameters, gradients and Adam's state stay float32.
+    A flow's log-probability is a sum of many log-determinants and log-densities, which
+    loses digits in 16-bit arithmetic (bfloat16 keeps 8 bits of mantissa): a model may need
+    to compute ``log_prob`` (or parts of it) in float32 itself, e.g. inside
+    ``torch.autocast(device_type, enabled=False)`` with inputs cast by ``.float()``. A
+    checkpoint trained in one precision resumes in another, but only an unchanged precision
+    continues the run exactly.
+
+    **Several processes.** Launched by ``torchrun`` (``WORLD_SIZE > 1``), or with
+    ``distributed=True`` after ``torch.distributed.init_process_group``, each of the ``W``
+    processes joins the process group (:func:`catlib.distributed.init_distributed`: NCCL on
+    CUDA, Gloo on the CPU; CUDA runs on ``cuda:LOCAL_RANK``), wraps a :class:`TrainingLoss`
+    of the model in DistributedDataParallel, draws the global batch of ``batch_size`` rows
+    that a single process would draw (the data generator is seeded with ``seed`` on every
+    rank) and trains on rows ``[rank * b / W, (rank + 1) * b / W)`` of it; gradients are
+    averaged, so a step is that of one process on the whole batch (up to floating-point
+    rounding) when the model draws no noise. Noise inside the model (argmax flows' samples
+    of :math:`q(v \mid x)`, diffusion timesteps) comes from torch's global generator, seeded
+    with :func:`catlib.distributed.rank_seed` on each rank. The logged losses are global
+    means; only rank 0 shows the progress bar and writes checkpoints, which keep every
+    rank's random state, and every rank reads the checkpoint on resume (exact with the same
+    number of processes). ``batch_size`` stays the global batch and must be divisible by
+    ``W``. Buffers (e.g. diffusion's loss history) are rank 0's, broadcast by DDP before
+    every forward pass.
+
     Args:
         model: has ``log_prob(x) -> [batch]`` (and optionally ``training_loss(x) -> []``).
         data: a tensor ``[N, ...]`` to draw minibatches from (with replacement, seeded), or a
-            function ``(batch_size, generator) -> batch``.
+            function ``(batch_size, generator) -> batch`` (a tensor ``[batch_size, ...]`` when
+            several processes split it).
         steps: total optimisation steps of the run (also when resuming).
+        batch_size: examples per step (over all processes together).
         checkpoint: file for checkpoints and resume; ``None`` trains without saving.
+        checkpoint_every: save every this many steps (and at the end).
         grad_clip: maximum gradient norm (``None``: no clipping).
         warmup: steps of linear learning-rate warm-up.
+        precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (see above).
+        checkpoint_minutes: also save when this many minutes of wall time have passed since
+            the last save (rank 0's clock decides); ``None``: only every ``checkpoint_every``
+            steps. Each write is atomic, so a session lost mid-write keeps the previous file.
+        estimate: before the first step, print a one-line estimate of time and memory
+            (:func:`estimate_run` on a copy, with the run's first batch; the run itself is
+            unchanged, and the copy needs room for a second model and optimiser) and keep it in
+            ``FitResult.estimate``. With several processes rank 0 times its share of the batch.
+        distributed: ``None`` (default): several processes if launched so; ``True``:
+            required; ``False``: one process whatever the environment says.
+
+    ``precision``, ``checkpoint_minutes`` and ``estimate`` left at ``None`` take the values of
+    an enclosing :func:`fit_defaults` block, else ``"fp32"``, ``None`` and ``False``.
 
     Returns:
         a :class:`FitResult`; ``metrics`` holds what :func:`save_metrics` stored, if any.
+
+    >>> import catlib
+    >>> _ = torch.manual_seed(0)
+    >>> model = catlib.build_model("argmax-threshold", (2,), 4, flow_steps=1, hidden=(8,))
+    >>> result = fit(model, torch.randint(0, 4, (100, 2)), steps=3, batch_size=8, progress=False)
+    >>> result.steps, len(result.losses), model.training
+    (3, 3, False)
     """
     steps = check_positive_int("steps", steps)
     batch_size = check_positive_int("batch_size", batch_size)
-    device = select_device(device)
+    checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every)
+    precision = _check_precision(_resolve_default("precision", precision, "fp32"))
+    checkpoint_minutes = _resolve_default("checkpoint_minutes", checkpoint_minutes, None)
+    if checkpoint_minutes is not None:
+        checkpoint_minutes = _check_minutes(checkpoint_minutes)
+    estimate = bool(_resolve_default("estimate", estimate, False))
+    ctx = init_distributed(distributed, device)
+    rows = ctx.shard(batch_size)
+    device = _device_for(ctx, device)
+    _check_precision_device(precision, device)
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
 
     def lr_at(step: int) -> float:
         ramp = min(1.0, (step + 1) / max(1, warmup))
         return lr * ramp * 0.5 * (1 + math.cos(math.pi * step / steps))
 
-    seed_everything(seed)
+    seed_everything(rank_seed(seed, ctx.rank))
     gen = torch.Generator().manual_seed(seed)
     result = FitResult()
     path = Path(checkpoint) if checkpoint is not None else None
+    barrier(ctx)  # every rank looks at the same file (rank 0 may just have deleted a stale one)
     if path is not None and path.exists():
         state = load_checkpoint(path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"])
+        if scaler is not None and state.get("scaler") is not None:
+            scaler.load_state_dict(state["scaler"])
+        cpu_rng, cuda_rng = state["torch_rng"], state.get("cuda_rng")
+        per_rank = state.get("rank_rng")
+        if ctx.enabled and per_rank is not None and len(per_rank) == ctx.world_size:
+            cpu_rng, cuda_rng = per_rank[ctx.rank]
+        if ctx.rank == 0 or (per_rank is not None and len(per_rank) == ctx.world_size):
+            torch.set_rng_state(cpu_rng)
+            if device.type == "cuda" and cuda_rng is not None:
+                torch.cuda.set_rng_state(cuda_rng, device)
+        # else: another number of processes wrote it; this rank keeps its fresh rank_seed state
         gen.set_state(state["data_rng"])
         result = FitResult(state["losses"], state["step"], state["seconds"], state["step"], state.get("metrics"))
     elif path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
 
-    def snapshot() -> dict:
-        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": result.steps,
-                "losses": result.losses, "seconds": result.seconds, "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-                "data_rng": gen.get_state(), "metrics": result.metrics, "steps_total": steps}
+    def snapshot(rank_states: list | None) -> dict:
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": result.steps,
+                 "losses": result.losses, "seconds": result.seconds, "torch_rng": torch.get_rng_state(),
+                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                 "data_rng": gen.get_state(), "metrics": result.metrics, "steps_total": steps}
+        if precision != "fp32":  # extra keys only where used: fp32 single-process files are as before
+            state["precision"] = precision
+        if scaler is not None:
+            state["scaler"] = scaler.state_dict()
+        if rank_states is not None:
+            state["world_size"] = ctx.world_size
+            state["rank_rng"] = rank_states
+        return state
+
+    def save() -> None:
+        rank_states = None
+        if ctx.enabled:  # every rank takes part; rank 0 writes
+            rank_states = all_gather_objects(
+                (torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None), ctx)
+        if ctx.is_main:
+            _save(path, snapshot(rank_states))
 
     if isinstance(data, Tensor):
         train = data.to(device)
 
+        if ctx.enabled:
+            def draw(n: int, g: torch.Generator) -> Tensor:
+                return train[torch.randint(len(train), (n,), generator=g)[rows].to(device)]
+        else:
+            def draw(n: int, g: torch.Generator) -> Tensor:
+                return train[torch.randint(len(train), (n,), generator=g).to(device)]
+    elif ctx.enabled:
         def draw(n: int, g: torch.Generator) -> Tensor:
-            return train[torch.randint(len(train), (n,), generator=g).to(device)]
+            batch = data(n, g)
+            if not isinstance(batch, Tensor) or batch.dim() == 0 or batch.shape[0] != n:
+                got = f"shape {list(batch.shape)}" if isinstance(batch, Tensor) else type(batch).__name__
+                raise ValueError(f"data(batch_size, generator) must return a tensor [batch_size={n}, ...] to split "
+                                 f"across {ctx.world_size} processes, got {got}")
+            return batch[rows]
     else:
         draw = data
 
-    bar = tqdm(range(result.steps, steps), initial=result.steps, total=steps, disable=not progress,
+    objective: nn.Module = TrainingLoss(model)
+    if ctx.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        objective = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
+    params = list(model.parameters())
+
+    bar = tqdm(range(result.steps, steps), initial=result.steps, total=steps, disable=not progress or not ctx.is_main,
                desc=desc or getattr(model, "name", "fit"), leave=False)
-    start = time.perf_counter() - result.seconds
+    start = _clock() - result.seconds
+    last_save = _clock()
+    first = result.steps
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
         x = draw(batch_size, gen).to(device)
-        loss = model.training_loss(x) if hasattr(model, "training_loss") else -model.log_prob(x).mean()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower lr or enable grad_clip")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        result.losses.append(loss.item())
+        if estimate and step == first and ctx.is_main:
+            began = _clock()
+            try:  # advisory: a model that cannot be copied (or a copy that does not fit) still trains
+                result.estimate = estimate_run(model, lambda n, g: x, len(x), steps - step, device, precision,
+                                               grad_clip=grad_clip, world_size=ctx.world_size)
+                tqdm.write(format_estimate(result.estimate, desc or getattr(model, "name", None)))
+            except Exception as err:  # noqa: BLE001 - reported, and the run goes on unchanged
+                tqdm.write(f"estimate unavailable ({type(err).__name__}: {err}); training anyway")
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+            start += _clock() - began  # the estimate is not training time
+        loss = _step(objective, params, optimizer, x, precision, device, scaler, grad_clip, ctx, step)
+        result.losses.append(loss)
         result.steps = step + 1
-        result.seconds = time.perf_counter() - start
+        result.seconds = _clock() - start
         if step % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        if path is not None and (result.steps % checkpoint_every == 0 or result.steps == steps):
-            _save(path, snapshot())
+            bar.set_postfix(loss=f"{loss:.3f}")
+        if path is not None:
+            due = checkpoint_minutes is not None and _clock() - last_save >= 60.0 * checkpoint_minutes
+            if checkpoint_minutes is not None:
+                due = broadcast_flag(due, ctx, device)  # rank 0's clock decides for everyone
+            if result.steps % checkpoint_every == 0 or result.steps == steps or due:
+                save()
+                last_save = _clock()
     bar.close()
+    if ctx.enabled:
+        del objective  # drop DDP's gradient hooks from the model's parameters
+        gc.collect()
+        barrier(ctx)  # the last checkpoint is written before any rank goes on
     model.eval()
     return result
+
+
+def _saved_tensor_bytes() -> tuple[contextlib.AbstractContextManager, Callable[[], int]]:
+    """A context recording the tensors autograd saves for backward, and a function giving their bytes."""
+    seen: dict[tuple, int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        try:
+            storage = t.untyped_storage()
+            seen[(storage.data_ptr(), t.device)] = storage.nbytes()
+        except (RuntimeError, NotImplementedError):  # pragma: no cover - tensors without storage
+            seen[(id(t), t.device)] = t.numel() * t.element_size()
+        return t
+
+    return torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), lambda: sum(seen.values())
+
+
+def estimate_run(model: nn.Module, draw_or_data: Tensor | Callable[[int, torch.Generator], Tensor], batch_size: int,
+                 steps: int, device: str | torch.device | None = None, precision: str = "fp32", *,
+                 warmup_steps: int = 1, timed_steps: int = 3, grad_clip: float | None = 10.0,
+                 world_size: int = 1) -> dict:
+    """Time a few training steps on a throwaway copy of ``model`` and project the run's time and memory.
+
+    The copy (``copy.deepcopy``) gets its own Adam optimiser; ``warmup_steps`` untimed steps
+    (allocation, kernel selection) are followed by ``timed_steps`` timed ones. The real
+    model, its optimiser state and every global random generator (Python, NumPy, torch CPU
+    and CUDA) are as they were afterwards. Batches come from ``draw_or_data``: rows of a
+    tensor ``[N, ...]``, or a function ``(batch_size, generator) -> batch`` called with a
+    throwaway generator (once per step; pass a tensor if calling it has side effects).
+
+    Args:
+        model: as for :func:`fit`.
+        draw_or_data: the data or a draw function, as ``data`` of :func:`fit`.
+        batch_size: examples per step on this process.
+        steps: steps the projection covers.
+        device: as for :func:`fit` (``None``: CUDA if present).
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA only).
+        world_size: processes of the run (for the summary; each times its own share).
+
+    Returns:
+        a dict: ``seconds_per_step``, ``total_seconds`` (``seconds_per_step * steps``),
+        ``steps``, ``batch_size``, ``parameters`` (count), ``peak_memory_bytes`` and
+        ``memory_source`` (``"cuda"``: ``torch.cuda.max_memory_allocated`` during the timed copy,
+        above what was allocated before; ``"cpu-estimate"``: a rough estimate, four times the
+        parameters' bytes (parameters, gradients, Adam's two moments) plus the tensors saved
+        for backward in one step), ``device``, ``precision``, ``world_size``.
+
+    >>> net = nn.Sequential(nn.Linear(3, 4))
+    >>> class Gauss(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.net = net
+    ...     def log_prob(self, x):
+    ...         return -self.net(x.float()).pow(2).sum(1)
+    >>> est = estimate_run(Gauss(), torch.zeros(10, 3, dtype=torch.long), batch_size=4, steps=100, device="cpu")
+    >>> est["parameters"], est["memory_source"], est["total_seconds"] == 100 * est["seconds_per_step"]
+    (16, 'cpu-estimate', True)
+    """
+    batch_size = check_positive_int("batch_size", batch_size)
+    steps = check_positive_int("steps", steps)
+    warmup_steps = check_positive_int("warmup_steps", warmup_steps, minimum=0)
+    timed_steps = check_positive_int("timed_steps", timed_steps)
+    device = select_device(device)
+    precision = _check_precision(precision)
+    _check_precision_device(precision, device)
+    cuda = device.type == "cuda"
+    py_state = random.getstate()
+    try:
+        import numpy as np
+
+        np_state = np.random.get_state()
+    except ImportError:  # pragma: no cover
+        np, np_state = None, None
+    parameters = sum(p.numel() for p in model.parameters())
+    try:
+        index = (device.index if device.index is not None else torch.cuda.current_device()) if cuda else None
+        with torch.random.fork_rng(devices=[index] if cuda else []):
+            if cuda:
+                torch.cuda.synchronize(device)
+                torch.cuda.reset_peak_memory_stats(device)
+                baseline = torch.cuda.memory_allocated(device)
+            copied = copy.deepcopy(model).to(device).train()
+            objective = TrainingLoss(copied)
+            params = list(copied.parameters())
+            optimizer = torch.optim.Adam(params, lr=1e-4)
+            scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+            gen = torch.Generator().manual_seed(0)
+
+            def batch() -> Tensor:
+                if isinstance(draw_or_data, Tensor):
+                    return draw_or_data[torch.randint(len(draw_or_data), (batch_size,), generator=gen)].to(device)
+                return draw_or_data(batch_size, gen).to(device)
+
+            def one_step(x: Tensor) -> None:
+                with _autocast(precision, device):
+                    loss = objective(x)
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is None:
+                    loss.backward()
+                    if grad_clip is not None:
+                        nn.utils.clip_grad_norm_(params, grad_clip)
+                    optimizer.step()
+                else:
+                    scaler.scale(loss).backward()
+                    if grad_clip is not None:
+                        scaler.unscale_(optimizer)
+                        nn.utils.clip_grad_norm_(params, grad_clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+
+            for _ in range(warmup_steps):
+                one_step(batch())
+            hooks, saved_bytes = _saved_tensor_bytes()
+            elapsed = 0.0
+            for i in range(timed_steps):
+                x = batch()
+                if cuda:
+                    torch.cuda.synchronize(device)
+                began = time.perf_counter()
+                if i == 0 and not cuda:
+                    with hooks:
+                        one_step(x)
+                else:
+                    one_step(x)
+                if cuda:
+                    torch.cuda.synchronize(device)
+                elapsed += time.perf_counter() - began
+            if cuda:
+                peak, source = torch.cuda.max_memory_allocated(device) - baseline, "cuda"
+            else:
+                param_bytes = sum(p.numel() * p.element_size() for p in params)
+                peak, source = 4 * param_bytes + saved_bytes(), "cpu-estimate"
+            del copied, objective, optimizer, params
+    finally:
+        random.setstate(py_state)
+        if np is not None:
+            np.random.set_state(np_state)
+    per_step = elapsed / timed_steps
+    return {"seconds_per_step": per_step, "total_seconds": per_step * steps, "steps": steps,
+            "batch_size": batch_size, "parameters": parameters, "peak_memory_bytes": int(peak),
+            "memory_source": source, "device": str(device), "precision": precision, "world_size": world_size}
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+def format_estimate(estimate: dict, name: str | None = None) -> str:
+    """One line summarising :func:`estimate_run`'s dict, for printing before a run.
+
+    >>> print(format_estimate({"seconds_per_step": 0.012, "total_seconds": 60.0, "steps": 5000, "batch_size": 256,
+    ...       "parameters": 12345, "peak_memory_bytes": 3 * 2**20, "memory_source": "cpu-estimate",
+    ...       "device": "cpu", "precision": "fp32", "world_size": 1}, "toy"))  # doctest: +NORMALIZE_WHITESPACE
+    estimate toy: 12.0 ms/step x 5,000 steps = 60 s; 12,345 parameters;
+    memory ~3.0 MiB (rough CPU estimate: 4 x parameter bytes + saved activations); fp32, batch 256 on cpu
+    """
+    size = _size(estimate["peak_memory_bytes"])
+    if estimate["memory_source"] == "cuda":
+        memory = f"peak GPU memory {size} (measured)"
+    else:
+        memory = f"memory ~{size} (rough CPU estimate: 4 x parameter bytes + saved activations)"
+    world = estimate.get("world_size", 1)
+    where = f"batch {estimate['batch_size']} on {estimate['device']}"
+    if world > 1:
+        where = f"batch {estimate['batch_size']} per process x {world} processes (without communication)"
+    return (f"estimate{' ' + name if name else ''}: {1000 * estimate['seconds_per_step']:.1f} ms/step x "
+            f"{estimate['steps']:,} steps = {_duration(estimate['total_seconds'])}; "
+            f"{estimate['parameters']:,} parameters; {memory}; {estimate['precision']}, {where}")

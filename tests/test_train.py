@@ -92,3 +92,54 @@ def test_finished_run_metrics_keeps_only_the_same_run(tmp_path):
     assert finished_run_metrics(path, {"lr": 2}, steps=4) is None and not path.exists()
     fit(make(), DATA, steps=4, batch_size=8, checkpoint=path, checkpoint_every=2, progress=False)
     assert finished_run_metrics(path, {"lr": 1}, steps=5) is None and not path.exists()
+
+
+# Pinned with the implementation of ``fit`` before mixed precision, DDP, time-based checkpoints and
+# run estimates were added (catlib/train.py at commit 8d56f04), computed on CPU with
+# OMP_NUM_THREADS=1. A single process with default arguments must keep drawing the same batches
+# and the same noise and computing the same losses: finished experiments' checkpoints and results
+# depend on it. On the machine that computed them the losses are equal to the last bit; the
+# relative tolerance of 1e-6 only admits other CPUs' SIMD rounding (a changed random draw moves a
+# loss by far more). The random streams (integers drawn afterwards) must match exactly.
+PINNED_LOSSES = [3.4122822284698486, 5.492589473724365, 5.845890522003174, 5.355070114135742,
+                 5.490797996520996, 7.75227165222168, 4.212565898895264, 5.291864395141602]
+PINNED_TORCH_DRAWS_AFTER = [676, 963, 446, 624, 740]  # torch.randint(1000, (5,)) right after fit
+PINNED_DATA_DRAWS_AFTER = [193, 211, 28, 31, 277]  # the checkpoint's data generator: randint(300, (5,))
+PINNED_KEYS = ["cuda_rng", "data_rng", "losses", "metrics", "model", "optimizer", "seconds", "step", "steps_total",
+               "torch_rng"]
+
+
+def test_default_single_process_fit_is_unchanged(tmp_path):
+    model = make()
+    result = fit(model, DATA, steps=8, batch_size=16, checkpoint=tmp_path / "pin.pt", checkpoint_every=4,
+                 progress=False)
+    assert result.losses == pytest.approx(PINNED_LOSSES, rel=1e-6, abs=0)
+    assert torch.randint(1000, (5,)).tolist() == PINNED_TORCH_DRAWS_AFTER
+    state = load_checkpoint(tmp_path / "pin.pt")
+    assert sorted(state) == PINNED_KEYS and sorted(state["optimizer"]) == ["param_groups", "state"]
+    assert state["step"] == 8 and state["steps_total"] == 8 and state["cuda_rng"] is None
+    data_gen = torch.Generator()
+    data_gen.set_state(state["data_rng"])
+    assert torch.randint(300, (5,), generator=data_gen).tolist() == PINNED_DATA_DRAWS_AFTER
+    assert result.estimate is None and not model.training
+
+
+def test_new_options_off_by_default_match_explicit_defaults():
+    """The explicit defaults of the new options give the very same run as leaving them out."""
+    a, b = make(), make()
+    ra = fit(a, DATA, steps=5, batch_size=16, progress=False)
+    rb = fit(b, DATA, steps=5, batch_size=16, progress=False, precision="fp32", checkpoint_minutes=None,
+             estimate=False, distributed=False)
+    assert ra.losses == rb.losses
+    for (n, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(p, q), n
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("checkpoint_every", 0, "checkpoint_every must be an integer >= 1, got 0"),
+    ("precision", "fp8", "precision must be one of 'fp32', 'bf16', 'fp16', got 'fp8'"),
+    ("checkpoint_minutes", -1.0, "checkpoint_minutes must be a positive number of minutes or None, got -1.0"),
+])
+def test_bad_options_name_the_argument(name, value, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        fit(make(), DATA, steps=2, batch_size=4, progress=False, **{name: value})

@@ -1,4 +1,11 @@
-"""Experiments runnable from the shell: ``python -m catlib.experiments.<name> --profile full``."""
+"""Experiments runnable from the shell: ``python -m catlib.experiments <name> --profile full``.
+
+``python -m catlib.experiments --list`` names them; options before the name (``--precision``,
+``--checkpoint-minutes``, ``--no-estimate``) reach every training run of the experiment, and
+``torchrun --nproc_per_node N -m catlib.experiments <name> ...`` trains on ``N`` GPUs (see
+:mod:`catlib.experiments.__main__`). Each module also runs on its own as
+``python -m catlib.experiments.<name>``.
+"""
 from __future__ import annotations
 
 import argparse
