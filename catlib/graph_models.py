@@ -64,6 +64,7 @@ class GraphColouringModel(nn.Module):
         flow_steps, hidden, gnn_layers: size of the :class:`GraphFlow` prior.
         q_flow_steps, q_hidden: size of the threshold inverse's conditional flow ``q(u|x)``.
         init_spread: spread of the encodings' initial class shifts.
+        init_truncation, support_temperature: TRUFL's, see :class:`~catlib.encodings.CategoricalEncoding`.
         seed: seeds the layers' initialisation.
 
     Shapes: ``colours [B, N]`` long, ``adjacency [B, N, N]`` bool, ``mask [B, N]`` bool.
@@ -77,7 +78,8 @@ class GraphColouringModel(nn.Module):
 
     def __init__(self, name: str, num_colours: int = 3, latent_dim: int = 2, flow_steps: int = 6,
                  hidden: int = 64, gnn_layers: int = 3, q_flow_steps: int = 2, q_hidden: tuple[int, ...] = (64,),
-                 init_spread: float = 1.0, seed: int = 0):
+                 init_spread: float = 1.0, init_truncation: float = 2.0, support_temperature: float = 0.0,
+                 seed: int = 0):
         super().__init__()
         if name not in GRAPH_MODELS:
             raise ValueError(f"name must be one of {list(GRAPH_MODELS)}, got {name!r}")
@@ -87,8 +89,10 @@ class GraphColouringModel(nn.Module):
             self.layer = ThresholdInverse(1, num_colours, flow_steps=q_flow_steps, hidden=tuple(q_hidden))
             d = num_colours
         else:
+            extra = ({"init_truncation": init_truncation, "support_temperature": support_temperature}
+                     if name == "trufl" else {})
             make = CategoricalEncoding.trufl if name == "trufl" else CategoricalEncoding.catnf
-            self.layer = make(1, num_colours, latent_dim, init_spread=init_spread, seed=seed)
+            self.layer = make(1, num_colours, latent_dim, init_spread=init_spread, seed=seed, **extra)
             d = latent_dim
         self.d = d
         self.flow = GraphFlow(d, num_steps=flow_steps, hidden=hidden, gnn_layers=gnn_layers, seed=seed)
