@@ -29,8 +29,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from catlib.distributed import (DistributedContext, all_gather_objects, all_reduce_mean, barrier, broadcast_flag,
-                                init_distributed, process_rank, rank_seed)
+from catlib.distributed import (SINGLE, DistributedContext, all_gather_objects, all_reduce_mean, barrier,
+                                broadcast_flag, init_distributed, process_rank, rank_seed)
 from catlib.validation import check_positive_int
 
 __all__ = ["select_device", "seed_everything", "fit", "FitResult", "save_metrics", "load_checkpoint",
@@ -569,21 +569,7 @@ def estimate_run(model: nn.Module, draw_or_data: Tensor | Callable[[int, torch.G
                 return draw_or_data(batch_size, gen).to(device)
 
             def one_step(x: Tensor) -> None:
-                with _autocast(precision, device):
-                    loss = objective(x)
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is None:
-                    loss.backward()
-                    if grad_clip is not None:
-                        nn.utils.clip_grad_norm_(params, grad_clip)
-                    optimizer.step()
-                else:
-                    scaler.scale(loss).backward()
-                    if grad_clip is not None:
-                        scaler.unscale_(optimizer)
-                        nn.utils.clip_grad_norm_(params, grad_clip)
-                    scaler.step(optimizer)
-                    scaler.update()
+                _step(objective, params, optimizer, x, precision, device, scaler, grad_clip, SINGLE, step=0)
 
             for _ in range(warmup_steps):
                 one_step(batch())

@@ -42,13 +42,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from catlib.data.splits import SPLITS, Splits
 from catlib.validation import check_positive_int
 
 __all__ = ["CITYSCAPES_CATEGORIES", "CITYSCAPES_LABELS", "CITYSCAPES_PALETTE", "CITYSCAPES_SIZE",
            "CITYSCAPES_SPLIT_SIZES", "CityscapesMaps", "label_ids_to_categories", "resize_labels",
            "prepare_cityscapes", "load_cityscapes", "colourise", "synthetic_street_maps", "synthetic_cityscapes"]
 
-SPLITS = ("train", "valid", "test")
 #: The 8 classes in index order (the ``categoryId`` of cityscapesScripts ``labels.py``).
 CITYSCAPES_CATEGORIES = ("void", "flat", "construction", "object", "nature", "sky", "human", "vehicle")
 #: ``(name, id, categoryId)`` of the 34 labels of the label-id images and the license plate (id -1),
@@ -127,7 +127,7 @@ def resize_labels(label_map, size: Sequence[int] = CITYSCAPES_SIZE) -> Tensor:
     return torch.from_numpy(np.asarray(out).astype(np.int64))
 
 
-class CityscapesMaps:
+class CityscapesMaps(Splits):
     """Splits of category maps: ``splits[k]`` is a LongTensor ``[N_k, H, W]`` with entries in ``[0, 8)``.
 
     Args:
@@ -162,23 +162,6 @@ class CityscapesMaps:
         self.splits = {k: splits[k].long() for k in SPLITS}
         self.source, self.stand_in, self.path, self.files = source, stand_in, path, files
         self.data_shape = shapes.pop()
-
-    def __getitem__(self, split: str) -> Tensor:
-        if split not in self.splits:
-            raise KeyError(f"split must be one of {list(SPLITS)}, got {split!r}")
-        return self.splits[split]
-
-    @property
-    def train(self) -> Tensor:
-        return self.splits["train"]
-
-    @property
-    def valid(self) -> Tensor:
-        return self.splits["valid"]
-
-    @property
-    def test(self) -> Tensor:
-        return self.splits["test"]
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{k} {list(x.shape)}" for k, x in self.splits.items())

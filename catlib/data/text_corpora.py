@@ -51,13 +51,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from catlib.data.splits import SPLITS, Splits
 from catlib.data.text import TEXT8_ALPHABET, decode_text, encode_text
 from catlib.validation import check_positive_int
 
 __all__ = ["TextCorpusSpec", "TEXT8", "ENWIK8", "TEXT_CORPORA", "TextCorpus", "download_text_corpus",
            "load_text_corpus", "MarkovText", "synthetic_text", "synthetic_text_corpus"]
 
-SPLITS = ("train", "valid", "test")
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ def _fix(spec: TextCorpusSpec, data_dir: str | Path) -> str:
             f"{_manual_command(spec, data_dir)}")
 
 
-class TextCorpus:
+class TextCorpus(Splits):
     """Chunked character splits of one corpus: ``splits[k]`` is ``[num_chunks, chunk_len]``.
 
     Args:
@@ -168,23 +168,6 @@ class TextCorpus:
         self.entropy_bits_per_char = entropy_bits_per_char
         self.num_classes = 256 if alphabet is None else len(alphabet)
         self.chunk_len = lengths.pop()
-
-    def __getitem__(self, split: str) -> Tensor:
-        if split not in self.splits:
-            raise KeyError(f"split must be one of {list(SPLITS)}, got {split!r}")
-        return self.splits[split]
-
-    @property
-    def train(self) -> Tensor:
-        return self.splits["train"]
-
-    @property
-    def valid(self) -> Tensor:
-        return self.splits["valid"]
-
-    @property
-    def test(self) -> Tensor:
-        return self.splits["test"]
 
     def train_and_valid(self) -> Tensor:
         """``train`` and ``valid`` chunks stacked, ``[n_train + n_valid, chunk_len]``: what the official code
