@@ -26,7 +26,7 @@ from catlib.nets import MLP, DenseNet
 from catlib.vae import CategoricalDecoder, VAELayer
 from catlib.validation import check_classes, check_data_shape, check_positive_int
 
-__all__ = ["CategoricalFlow", "build_model", "MODEL_NAMES", "ARCHITECTURES", "importance_weighted"]
+__all__ = ["CategoricalFlow", "build_model", "MODEL_NAMES", "TEXT_MODEL_NAMES", "ARCHITECTURES", "importance_weighted"]
 
 
 def importance_weighted(log_weight: Callable[[Tensor], Tensor], x: Tensor, k: int,
@@ -164,6 +164,10 @@ MODEL_NAMES = ("uniform-dequantization", "variational-dequantization", "argmax-t
                "argmax-gumbel", "argmax-gumbel-threshold", "argmax-binary", "vae", "multinomial-diffusion",
                "catnf", "trufl")
 
+#: The text models of Argmax Flows section 6.1 (:func:`catlib.text_flows.build_text_flow`): an
+#: autoregressive or coupling flow prior with argmax, uniform or variational dequantization.
+TEXT_MODEL_NAMES = tuple(f"text-{k}-{d}" for k in ("ar", "coupling") for d in ("argmax", "uniform", "variational"))
+
 ARCHITECTURES = ("auto", "mlp", "conv")
 # options of the flow p(v) (or the VAE prior p(z)) and of the variational q(u|x) (or the VAE
 # encoder and decoder), per architecture
@@ -237,7 +241,9 @@ def build_model(name: str, data_shape: Sequence[int], num_classes: int, **option
     ``"multinomial-diffusion"`` (:func:`catlib.diffusion.build_diffusion`, whose options it takes:
     ``timesteps``, ``schedule``, ``timestep_sampling``, ``network`` and the network's sizes),
     ``"catnf"`` and ``"trufl"`` (learned ``latent_dim``-dimensional embeddings per variable with
-    the Bayes-optimal decoder, :mod:`catlib.encodings`; TRUFL samples by rejection sampling).
+    the Bayes-optimal decoder, :mod:`catlib.encodings`; TRUFL samples by rejection sampling), and
+    the text models of :data:`TEXT_MODEL_NAMES` (``"text-ar-argmax"``, ``"text-coupling-uniform"``,
+    ...; data shape ``(L,)``, options of :func:`catlib.text_flows.build_text_flow`).
 
     ``architecture``: ``"mlp"`` (vector flows with MLP couplings on the flattened example),
     ``"conv"`` (image flows of :mod:`catlib.flows.image` with DenseNet couplings on ``v``
@@ -265,6 +271,14 @@ def build_model(name: str, data_shape: Sequence[int], num_classes: int, **option
     >>> maps.sample(2).shape
     torch.Size([2, 4, 6])
     """
+    if name in TEXT_MODEL_NAMES:
+        from catlib.text_flows import build_text_flow  # imported here: catlib.text_flows imports this module
+
+        shape = check_data_shape(data_shape)
+        if len(shape) != 1:
+            raise ValueError(f"{name!r} models sequences: data_shape must be (L,), got {shape}")
+        _, kind, dequantization = name.split("-")
+        return build_text_flow(kind, dequantization, shape[0], num_classes, **options)
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
     if name == "multinomial-diffusion":

@@ -1,6 +1,9 @@
 """Normalizing flows on vectors and images: the interface, couplings, linear layers and standard stacks."""
 from __future__ import annotations
 
+from catlib.flows.autoregressive import (ARMixtureLogisticFlow, MixtureParams, mixture_logistic_inverse,
+                                         mixture_logistic_logit_cdf, mixture_logistic_params,
+                                         mixture_logistic_transform)
 from catlib.flows.base import ConditionalFlow, Flow, Transform
 from catlib.flows.graph import GraphAffineCoupling, GraphFlow, NodeActNorm, NodeLinear
 from catlib.flows.coupling import AffineCoupling, MixtureLogisticCoupling, checkerboard_mask
@@ -15,6 +18,8 @@ __all__ = [
     "Squeeze", "ActNorm2d", "Conv1x1", "AffineCoupling2d", "ImageFlowTransform", "FlatImageNet", "image_flow",
     "conditional_image_flow", "conditional_image_flow_factory", "to_image", "to_flat",
     "GraphFlow", "NodeActNorm", "NodeLinear", "GraphAffineCoupling",
+    "ARMixtureLogisticFlow", "MixtureParams", "mixture_logistic_inverse", "mixture_logistic_logit_cdf",
+    "mixture_logistic_params", "mixture_logistic_transform",
 ]
 
 COUPLINGS = {"affine": AffineCoupling, "mixture": MixtureLogisticCoupling}
