@@ -1,0 +1,444 @@
+"""The diffusion row of Table 3 (Hoogeboom et al., 2021): multinomial text diffusion on text8 and enwik8.
+
+``run_text_diffusion(profile)`` trains (or reloads from its checkpoint) the transformer
+multinomial diffusion of :data:`catlib.diffusion.TEXT8_DIFFUSION` (``"full"``) or
+:data:`catlib.diffusion.ENWIK8_DIFFUSION` (``"full-enwik8"``), evaluates the test bits per
+character (the ELBO with all ``T`` terms summed, ``log_prob(x, exact=True)``), draws seeded samples
+at several numbers of sampling steps and times them, and runs the one-step spell checker of
+figure 5 on the paper's sentence and on corrupted held-out text. The ``"smoke"`` profile runs the
+same code on a labelled **stand-in** (:func:`catlib.data.synthetic_text_corpus`: a word-like
+Markov chain with an exactly known entropy, *not text8*) with a tiny transformer, in seconds on
+a CPU. A finished run's metrics live in its checkpoint, so a second call only reads them. From the
+shell: ``python -m catlib.experiments text_diffusion --profile full --data-dir data`` (text8 must be
+in ``data/text8/text8``: ``catlib.data.download_text_corpus("text8", "data")``).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from catlib.data.text import TEXT8_ALPHABET, encode_text
+from catlib.data.text_corpora import TEXT_CORPORA, TextCorpus, load_text_corpus, synthetic_text_corpus
+from catlib.diffusion import ENWIK8_DIFFUSION, TEXT8_DIFFUSION, MultinomialDiffusion, build_diffusion
+from catlib.experiments import experiment_parser
+from catlib.metrics import evaluate_bound
+from catlib.spellcheck import SPELLCHECK_CORRUPTED, SPELLCHECK_GROUND_TRUTH, corrupt, denoise_in_one_step
+from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
+
+__all__ = ["TABLE3_DIFFUSION", "TABLE3_CONTEXT", "UNITS", "STAND_IN", "TextDiffusionConfig", "PROFILES",
+           "NoFinishedRun", "full_run_command", "load_data", "build", "sampling_step_counts", "known_word_rate",
+           "spellcheck_text", "chunk_text", "run_one", "run_text_diffusion", "load_model", "scoreboard_rows", "main"]
+
+#: Multinomial Text Diffusion in Table 3 of the paper: test bits per character (text8) and per raw
+#: byte (enwik8), the negative ELBO.
+TABLE3_DIFFUSION = {"text8": 1.72, "enwik8": 1.75}
+#: Other rows of Table 3 for context: (model, text8 bpc, enwik8 bpb).
+TABLE3_CONTEXT = [
+    ("64 Layer Transformer (Al-Rfou et al., 2019)", 1.13, 1.06),
+    ("TransformerXL (Dai et al., 2019)", 1.08, 0.99),
+    ("Argmax Flow, AR (paper)", 1.39, 1.42),
+    ("Argmax Coupling Flow (paper)", 1.82, 1.93),
+    ("Multinomial Text Diffusion (paper)", 1.72, 1.75),
+]
+#: The unit of each corpus's number.
+UNITS = {"text8": "bpc", "enwik8": "bpb", "stand-in": "bpc"}
+#: The corpus name of the synthetic stand-in; its rows say "stand-in, not text8".
+STAND_IN = "stand-in"
+#: How much of the training split feeds the vocabulary of :func:`known_word_rate`.
+_VOCAB_CHARS = 10_000_000
+
+
+@dataclass
+class TextDiffusionConfig:
+    """One profile: the data, the model and how it is trained and evaluated.
+
+    ``corpus`` is ``"text8"``, ``"enwik8"`` or :data:`STAND_IN`; ``split_sizes`` the characters of
+    (train, valid, test) (``None``: the papers' 90M / 5M / 5M; for a real corpus three sizes take
+    the start of the file, for tests). ``diffusion`` holds the arguments of
+    :func:`catlib.diffusion.build_diffusion` (``data_shape`` ``(L,)``, ``num_classes``, ``timesteps``,
+    ``network`` and the transformer's sizes). Training: ``steps`` Adam steps of ``batch_size``
+    chunks (drawn with replacement from the train split), learning rate ``lr``, ``warmup`` steps
+    of linear warm-up, ``grad_clip`` (``None``: none, as the official code). Evaluation: the exact
+    ELBO (all ``T`` terms) on the first ``test_chunks`` test chunks (``None``: all) in batches of
+    ``eval_batch``; the bound of the shortened ``S``-step chain on ``skip_bound_chunks``;
+    ``num_samples`` samples at each step count of :func:`sampling_step_counts` (``sample_fractions``
+    of ``T``); the spell checker on ``spell_chunks`` held-out chunks with ``spell_fraction`` of
+    their characters replaced. ``epochs`` documents the official schedule that ``steps`` follows.
+    ``print_estimate``: print :func:`catlib.train.format_estimate` before training.
+    """
+
+    corpus: str
+    diffusion: dict
+    steps: int
+    batch_size: int = 32
+    lr: float = 1e-4
+    warmup: int = 0
+    grad_clip: float | None = None
+    split_sizes: tuple[int, int, int] | None = None
+    epochs: int | None = None
+    test_chunks: int | None = None
+    eval_batch: int = 64
+    skip_bound_chunks: int = 512
+    num_samples: int = 32
+    sample_fractions: tuple[float, ...] = (1.0, 0.25, 0.05)
+    spell_chunks: int = 512
+    spell_fraction: float = 12 / 256
+    print_estimate: bool = False
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.diffusion["data_shape"][0])
+
+    @property
+    def timesteps(self) -> int:
+        return int(self.diffusion["timesteps"])
+
+    @property
+    def unit(self) -> str:
+        return UNITS[self.corpus]
+
+
+def _official(corpus: str, diffusion: dict) -> TextDiffusionConfig:
+    """The README's run command (``ehoogeboom/multinomial_diffusion``, ``text_diffusion/README.md``):
+    ``--batch_size 32 --lr 0.0001 --epochs 1000`` (Adam, no warm-up, no clipping) on the train split."""
+    spec = TEXT_CORPORA[corpus]
+    train_chunks = spec.num_chunks()["train"]
+    per_epoch = math.ceil(train_chunks / 32)    # a DataLoader without drop_last
+    return TextDiffusionConfig(corpus=corpus, diffusion=dict(diffusion), steps=1000 * per_epoch, batch_size=32,
+                               lr=1e-4, warmup=0, grad_clip=None, split_sizes=None, epochs=1000,
+                               test_chunks=None, eval_batch=64, skip_bound_chunks=512, num_samples=32,
+                               spell_chunks=512, spell_fraction=12 / 256, print_estimate=True)
+
+
+PROFILES = {
+    "smoke": TextDiffusionConfig(
+        corpus=STAND_IN, split_sizes=(64_000, 2_048, 8_192),
+        diffusion={"data_shape": (32,), "num_classes": 27, "timesteps": 50, "network": "transformer", "layers": 2,
+                   "width": 32, "heads": 4, "local_heads": 2, "local_window": 16, "ff_mult": 2, "dropout": 0.0},
+        steps=300, batch_size=32, lr=5e-3, warmup=20, grad_clip=10.0, test_chunks=128, eval_batch=128,
+        skip_bound_chunks=128, num_samples=16, spell_chunks=128, spell_fraction=0.05),
+    "full": _official("text8", TEXT8_DIFFUSION),
+    "full-enwik8": _official("enwik8", ENWIK8_DIFFUSION),
+}
+
+
+class NoFinishedRun(FileNotFoundError):
+    """Raised by :func:`run_one` with ``train=False`` when the checkpoint holds no finished run of the config."""
+
+
+def full_run_command(profile: str = "full", data_dir: str | Path = "data",
+                     checkpoint_dir: str | Path = "checkpoints/11_text_diffusion") -> str:
+    """The shell command that trains (or resumes) the run of ``profile``.
+
+    >>> full_run_command("full-enwik8", "data", "ck")
+    'python -m catlib.experiments text_diffusion --profile full-enwik8 --data-dir data --checkpoint-dir ck'
+    """
+    return (f"python -m catlib.experiments text_diffusion --profile {profile} --data-dir {data_dir} "
+            f"--checkpoint-dir {checkpoint_dir}")
+
+
+def _check_profile(profile: str) -> TextDiffusionConfig:
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+    return PROFILES[profile]
+
+
+def load_data(config: TextDiffusionConfig, data_dir: str | Path = "data", seed: int = 0) -> TextCorpus:
+    """The corpus of ``config``, chunked into sequences of ``L`` characters.
+
+    The stand-in is generated (seeded, ``stand_in=True``, exact ``entropy_bits_per_char``); text8
+    and enwik8 are read from ``data_dir/<name>/<name>`` (as ``uint8``) by
+    :func:`catlib.data.load_text_corpus`, which raises ``FileNotFoundError`` with the command that
+    fetches a missing file.
+    """
+    if config.corpus == STAND_IN:
+        return synthetic_text_corpus(config.split_sizes or (900_000, 50_000, 50_000), chunk_len=config.seq_len,
+                                     seed=seed)
+    if config.corpus not in TEXT_CORPORA:
+        raise ValueError(f"corpus must be one of {sorted(TEXT_CORPORA) + [STAND_IN]}, got {config.corpus!r}")
+    return load_text_corpus(config.corpus, data_dir, chunk_len=config.seq_len, split_sizes=config.split_sizes,
+                            dtype=torch.uint8)
+
+
+def build(config: TextDiffusionConfig) -> MultinomialDiffusion:
+    """The untrained model of ``config``: :func:`catlib.diffusion.build_diffusion` with ``config.diffusion``."""
+    return build_diffusion(**config.diffusion)
+
+
+def sampling_step_counts(timesteps: int, fractions=(1.0, 0.25, 0.05)) -> list[int]:
+    """The numbers of sampling steps (network calls) ``S``: ``round(f * T)`` for each fraction, distinct, largest first.
+
+    >>> sampling_step_counts(1000), sampling_step_counts(50)
+    ([1000, 250, 50], [50, 12, 2])
+    """
+    return sorted({max(1, min(timesteps, int(f * timesteps))) for f in fractions}, reverse=True)
+
+
+def chunk_text(corpus: TextCorpus, x: Tensor) -> str:
+    """One sequence ``[L]`` as a string of the same length: characters for an alphabet, bytes as latin-1
+    (one character per byte) with unprintable ones (newlines, control bytes) shown as ``·``.
+
+    >>> chunk_text(synthetic_text_corpus((512, 64, 64), chunk_len=16), torch.tensor([8, 9, 0, 1]))
+    'hi a'
+    """
+    x = x.long().cpu()
+    if corpus.alphabet is not None:
+        return corpus.decode(x)
+    return "".join(c if c.isprintable() else "·" for c in bytes(x.tolist()).decode("latin-1"))
+
+
+def _flat_text(corpus: TextCorpus, chunks: Tensor, max_chars: int) -> str:
+    """The first ``max_chars`` characters of consecutive chunks as one string (fast, through numpy)."""
+    rows = max(1, min(len(chunks), -(-max_chars // chunks.shape[1])))
+    flat = chunks[:rows].reshape(-1).numpy().astype(np.uint8)
+    if corpus.alphabet is not None:
+        table = np.frombuffer(corpus.alphabet.encode("latin-1"), dtype=np.uint8)
+        return table[flat].tobytes().decode("latin-1")
+    return flat.tobytes().decode("latin-1")
+
+
+def known_word_rate(texts: list[str], vocabulary: set[str]) -> float | None:
+    """The share of whole words of ``texts`` that occur in ``vocabulary``; ``None`` if there are none.
+
+    A text is a chunk cut from a longer stream, so its first and last space-separated pieces may
+    be parts of words and are not counted.
+
+    >>> known_word_rate(["xx the cat sat on zzqv yy"], {"the", "cat", "on"})
+    0.6
+    """
+    words = [w for t in texts for w in t.split(" ")[1:-1] if w]
+    if not words:
+        return None
+    return sum(w in vocabulary for w in words) / len(words)
+
+
+def spellcheck_text(model: MultinomialDiffusion, corpus: TextCorpus, text: str) -> str:
+    """The one-step spell checker (:func:`catlib.spellcheck.denoise_in_one_step`, ``t = 1``) on a
+    string of any length: cut into chunks of the model's length ``L`` (the last padded with spaces),
+    denoised, joined and cut back to ``len(text)``.
+
+    >>> corpus = synthetic_text_corpus((512, 64, 64), chunk_len=16)
+    >>> model = build_diffusion((16,), 27, timesteps=5, network="transformer", width=16, heads=2)
+    >>> len(spellcheck_text(model, corpus, "hello world"))
+    11
+    """
+    length = model.data_shape[0]
+    padded = text + " " * (-len(text) % length)
+    x = corpus.encode(padded).view(-1, length).to(model.device)
+    x0, _ = denoise_in_one_step(model, x)
+    return chunk_text(corpus, x0.reshape(-1))[: len(text)]
+
+
+def _positions(a: str, b: str) -> list[int]:
+    return [i for i, (p, q) in enumerate(zip(a, b)) if p != q]
+
+
+def _spell_example(name: str, truth: str, corrupted: str, suggestion: str) -> dict:
+    wrong = set(_positions(truth, corrupted))
+    still = set(_positions(truth, suggestion))
+    return {"name": name, "truth": truth, "corrupted": corrupted, "suggestion": suggestion,
+            "corrupted_at": sorted(wrong), "changed_at": _positions(corrupted, suggestion),
+            "fixed": len(wrong - still), "broken": len(still - wrong), "errors_after": len(still)}
+
+
+def _bits_per_char(model: MultinomialDiffusion, x: Tensor, batch_size: int, progress: bool,
+                   steps: int | None = None) -> float:
+    """Mean negative ELBO of ``x`` in bits per character: all terms summed (``exact=True``)."""
+    lp = evaluate_bound(model, x, batch_size=batch_size, progress=progress, exact=True, steps=steps)
+    return float(-lp.double().mean() / (math.log(2) * x.shape[1]))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_one(config: TextDiffusionConfig, checkpoint: Path | None, data_dir: str | Path = "data", seed: int = 0,
+            device: str | torch.device | None = None, progress: bool = True, train: bool = True) -> dict:
+    """Train the model of ``config`` (or reload a finished run) and evaluate it; returns the stored metrics.
+
+    Metrics: ``test_bits`` (negative ELBO per character on ``test_chunks`` test chunks, all ``T``
+    terms), ``entropy_bits`` (stand-in only: the exact entropy per character of a chunk) and
+    ``test_true_bits`` (stand-in only: the exact :math:`-\\log_2 P` of the same test chunks under
+    the generating chain, per character), ``samples`` (one dict per step count ``S``: ``steps``,
+    ``calls``, ``seconds``, ``texts``, ``bound_bits`` of the ``S``-step chain on
+    ``skip_bound_chunks`` chunks, ``known_word_rate``), ``data_texts`` and ``data_known_word_rate``
+    (test chunks, for comparison), ``spellcheck`` (the paper's sentence and the first corrupted
+    held-out chunk, see :func:`_spell_example`) and ``spell_stats`` (over ``spell_chunks`` chunks),
+    ``steps``, ``train_seconds``, ``eval_seconds``, ``device``, ``parameters``, ``losses`` (the
+    training loss in nats per chunk, averaged over blocks of ``loss_every`` steps so that at most
+    about 10,000 values are kept), ``loss_every``, ``source``, ``stand_in`` and ``run``.
+
+    With ``train=False`` only a finished run is read; without one :class:`NoFinishedRun` is raised
+    (a chapter at the full profile uses this: the full runs take days on a GPU).
+
+    Raises ``FileNotFoundError`` (naming the command that fetches it) when a real corpus is missing.
+    """
+    device = select_device(device)
+    wanted = {"config": asdict(config), "seed": seed}
+    finished = finished_run_metrics(checkpoint, wanted, config.steps)
+    if finished is not None:
+        return finished
+    if not train:
+        raise NoFinishedRun(f"no finished run of this configuration (seed {seed}) at {checkpoint}; train it "
+                            f"from the shell (days on a GPU for text8/enwik8; it resumes from its checkpoint)")
+    corpus = load_data(config, data_dir, seed)
+    torch.manual_seed(seed)
+    model = build(config)
+    train_chunks = corpus.train
+
+    def draw(n: int, g: torch.Generator) -> Tensor:
+        return train_chunks[torch.randint(len(train_chunks), (n,), generator=g)].long()
+
+    result = fit(model, draw, steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=seed,
+                 device=device, checkpoint=checkpoint, grad_clip=config.grad_clip, warmup=config.warmup,
+                 progress=progress, desc=f"text diffusion ({config.corpus})",
+                 estimate=True if config.print_estimate else None)
+    model.eval()
+    start = time.perf_counter()
+    L, T = config.seq_len, config.timesteps
+    test = corpus.test if config.test_chunks is None else corpus.test[: config.test_chunks]
+    test = test.long()
+    torch.manual_seed(seed)
+    test_bits = _bits_per_char(model, test.to(device), config.eval_batch, progress)
+
+    vocabulary = set(_flat_text(corpus, corpus.train, _VOCAB_CHARS).split())
+    data_texts = [chunk_text(corpus, x) for x in test[: config.num_samples]]
+    samples = []
+    for steps in sampling_step_counts(T, config.sample_fractions):
+        torch.manual_seed(seed)
+        _sync(device)
+        began = time.perf_counter()
+        x = model.sample(config.num_samples, steps=steps)
+        _sync(device)
+        seconds = time.perf_counter() - began
+        texts = [chunk_text(corpus, row) for row in x.cpu()]
+        torch.manual_seed(seed)
+        bound = _bits_per_char(model, test[: config.skip_bound_chunks].to(device), config.eval_batch, progress,
+                               steps=steps)
+        samples.append({"steps": steps, "calls": model.last_sample_calls, "seconds": seconds, "texts": texts,
+                        "bound_bits": bound, "known_word_rate": known_word_rate(texts, vocabulary)})
+
+    official = _spell_example("the paper's sentence (figure 5)", SPELLCHECK_GROUND_TRUTH, SPELLCHECK_CORRUPTED,
+                              spellcheck_text(model, corpus, SPELLCHECK_CORRUPTED))
+    held = corpus.test[-config.spell_chunks:].long()    # the end of the test split: not the chunks shown above
+    g = torch.Generator().manual_seed(seed)
+    x_bad, mask = corrupt(held, config.spell_fraction, corpus.num_classes, g)
+    x_fix, _ = denoise_in_one_step(model, x_bad.to(device))
+    x_fix = x_fix.cpu()
+    right = x_fix == held
+    held_out = _spell_example("a corrupted held-out test chunk", chunk_text(corpus, held[0]),
+                              chunk_text(corpus, x_bad[0]), chunk_text(corpus, x_fix[0]))
+    spell_stats = {"chunks": len(held), "corrupted": int(mask.sum()), "fixed": int((right & mask).sum()),
+                   "broken": int((~right & ~mask).sum()), "clean": int((~mask).sum()),
+                   "accuracy_before": float((x_bad == held).double().mean()),
+                   "accuracy_after": float(right.double().mean())}
+
+    entropy = corpus.entropy_bits_per_char if corpus.stand_in else None
+    true_bits = None
+    if corpus.stand_in and getattr(corpus, "chain", None) is not None:
+        true_bits = float(-corpus.chain.log_prob_bits(test).double().mean() / L)
+    every = max(1, len(result.losses) // 10_000)
+    losses = [float(np.mean(result.losses[i:i + every])) for i in range(0, len(result.losses), every)]
+    metrics = {"test_bits": test_bits, "test_chunks": len(test), "unit": config.unit, "entropy_bits": entropy,
+               "test_true_bits": true_bits, "samples": samples, "data_texts": data_texts,
+               "data_known_word_rate": known_word_rate(data_texts, vocabulary), "spellcheck": [official, held_out],
+               "spell_stats": spell_stats, "steps": result.steps, "train_seconds": result.seconds,
+               "eval_seconds": time.perf_counter() - start, "device": str(device),
+               "parameters": sum(p.numel() for p in model.parameters()), "losses": losses, "loss_every": every,
+               "source": corpus.source, "stand_in": bool(corpus.stand_in), "corpus": config.corpus, "run": wanted}
+    if checkpoint is not None:
+        save_metrics(checkpoint, metrics)
+    return metrics
+
+
+def _label(config: TextDiffusionConfig) -> str:
+    if config.corpus == STAND_IN:
+        return "Multinomial text diffusion (stand-in, not text8)"
+    return f"Multinomial text diffusion ({config.corpus})"
+
+
+def run_text_diffusion(profile: str = "full", checkpoint_dir: str | Path | None = "checkpoints/11_text_diffusion",
+                       data_dir: str | Path = "data", seed: int = 0, device: str | torch.device | None = None,
+                       progress: bool = True, train: bool = True) -> list[dict]:
+    """The diffusion row of Table 3 at ``profile`` (``"smoke"``, ``"full"`` or ``"full-enwik8"``).
+
+    Returns one row (a list, like the other experiments): ``name``, ``label``, ``profile``,
+    ``corpus``, ``unit``, ``ours`` (test negative ELBO in bits per character or byte), ``paper``
+    (Table 3's number for this corpus; ``None`` for the stand-in, which is not text8),
+    ``paper_text8`` / ``paper_enwik8``, ``entropy_bits`` (stand-in: exact), ``seconds``
+    (training + evaluation) and every metric of :func:`run_one`.
+
+    Raises ``FileNotFoundError`` with the fetch command when ``"full"`` finds no text8 in ``data_dir``,
+    and :class:`NoFinishedRun` (with the command that trains it) when ``train=False`` finds no
+    finished run.
+    """
+    config = _check_profile(profile)
+    ckpt = Path(checkpoint_dir) / profile / "diffusion.pt" if checkpoint_dir is not None else None
+    try:
+        m = run_one(config, ckpt, data_dir, seed, device, progress, train)
+    except NoFinishedRun as err:
+        command = full_run_command(profile, data_dir, checkpoint_dir or "checkpoints/11_text_diffusion")
+        raise NoFinishedRun(f"{err}: {command}") from None
+    return [{"name": "multinomial-text-diffusion", "label": _label(config), "profile": profile, "ours": m["test_bits"],
+             "paper": TABLE3_DIFFUSION.get(config.corpus), "paper_text8": TABLE3_DIFFUSION["text8"],
+             "paper_enwik8": TABLE3_DIFFUSION["enwik8"], "seconds": m["train_seconds"] + m["eval_seconds"], **m}]
+
+
+def load_model(profile: str, checkpoint_dir: str | Path = "checkpoints/11_text_diffusion",
+               device: str | torch.device | None = None) -> MultinomialDiffusion:
+    """The trained model of a :func:`run_text_diffusion` run at ``profile``, in eval mode."""
+    model = build(_check_profile(profile))
+    model.load_state_dict(load_checkpoint(Path(checkpoint_dir) / profile / "diffusion.pt")["model"])
+    return model.to(select_device(device)).eval()
+
+
+def scoreboard_rows(rows: list[dict], profile: str) -> list[dict]:
+    """Rows for :func:`catlib.results.write_results`: our bound beside the paper's number; for the
+    stand-in our bound and its exact entropy, labelled "stand-in, not text8" with ``paper = None``."""
+    out = []
+    for r in rows:
+        common = {"profile": profile, "steps": int(r["steps"]), "device": r["device"], "seconds": float(r["seconds"]),
+                  "parameters": int(r["parameters"])}
+        if r["stand_in"]:
+            out.append({"method": r["label"], "metric": "test bits per character (ELBO), stand-in, not text8",
+                        "ours": float(r["ours"]), "paper": None, **common})
+            out.append({"method": "exact entropy of the stand-in (not text8)", "metric": "bits per character",
+                        "ours": float(r["entropy_bits"]), "paper": None, **common})
+        else:
+            metric = f"test {'bits per character' if r['unit'] == 'bpc' else 'bits per byte'} (ELBO), {r['corpus']}"
+            out.append({"method": r["label"], "metric": metric, "ours": float(r["ours"]), "paper": r["paper"],
+                        **common})
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = experiment_parser(__doc__, PROFILES, "checkpoints/11_text_diffusion")
+    parser.add_argument("--data-dir", default="data")
+    args = parser.parse_args(argv)
+    try:
+        rows = run_text_diffusion(args.profile, args.checkpoint_dir, args.data_dir, args.seed, args.device)
+    except FileNotFoundError as err:  # the corpus is not downloaded: say how to get it, without a traceback
+        parser.exit(2, f"error: {err}\n")
+    for r in rows:
+        paper = "stand-in: no paper number" if r["paper"] is None else f"paper {r['paper']:.2f}"
+        entropy = "" if r["entropy_bits"] is None else f", exact entropy {r['entropy_bits']:.3f}"
+        print(f"{r['label']}: test {r['unit']} {r['ours']:.3f} ({paper}{entropy}); {r['steps']} steps, "
+              f"{r['seconds']:.0f} s on {r['device']}; {r['source']}")
+        for s in r["samples"]:
+            words = "-" if s["known_word_rate"] is None else f"{s['known_word_rate']:.2f}"
+            print(f"  {s['calls']:5d} sampling steps: {s['seconds']:.2f} s for {len(s['texts'])} samples, bound "
+                  f"{s['bound_bits']:.3f} {r['unit']}, known words {words}: {s['texts'][0]!r}")
+        st = r["spell_stats"]
+        print(f"  spell check on {st['chunks']} held-out chunks: fixed {st['fixed']} of {st['corrupted']} corrupted "
+              f"characters, broke {st['broken']} of {st['clean']} clean ones")
+
+
+if __name__ == "__main__":
+    main()
