@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 
 def _kernel_env(**extra: str) -> dict[str, str]:
@@ -50,3 +51,12 @@ def use_kernel_env(monkeypatch):
         return env
 
     return apply
+
+
+@pytest.fixture
+def float64():
+    """Run the test with float64 as torch's default dtype (where precision is the point)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)

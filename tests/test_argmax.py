@@ -11,14 +11,6 @@ from catlib.argmax import (BinaryThresholdInverse, CartesianEncoding, GumbelInve
 from catlib.distributions import Gumbel
 
 
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 def test_threshold_log_det_matches_autograd(float64):
     torch.manual_seed(0)
     u = torch.randn(5, 2, 4) * 3

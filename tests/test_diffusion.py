@@ -16,15 +16,6 @@ from catlib.nets import TimeMLP
 SCHEDULES = ["cosine", "linear"]
 
 
-@pytest.fixture
-def f64():
-    """Run a test with float64 as the default dtype (networks and index inputs), then restore."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 def all_states(num_classes: int, num_vars: int) -> torch.Tensor:
     """Every configuration ``[K ** D, D]``; variable ``d`` of state ``j`` is digit ``d`` of ``j`` in base K."""
     j = torch.arange(num_classes ** num_vars)
@@ -216,7 +207,7 @@ def trajectory_elbo(model: MultinomialDiffusion, x: torch.Tensor) -> torch.Tenso
     return torch.stack(out)
 
 
-def test_exact_elbo_equals_the_sum_over_all_trajectories(f64):
+def test_exact_elbo_equals_the_sum_over_all_trajectories(float64):
     torch.manual_seed(2)
     alphas = torch.tensor([0.9, 0.8, 0.7, 0.6])  # little noise: q(x_T | x_0) is far from uniform
     model = toy_model((2,), K=3, T=4, schedule=alphas, hidden=(32,)).eval()
@@ -241,7 +232,7 @@ def test_exact_elbo_equals_the_sum_over_all_trajectories(f64):
     assert abs(losses.mean() + enumerated[0]) < 4 * losses.std() / math.sqrt(40)
 
 
-def test_bound_with_an_oracle_denoiser(f64):
+def test_bound_with_an_oracle_denoiser(float64):
     torch.manual_seed(3)
     P = correlated_toy()
     model = MultinomialDiffusion((2,), 3, None, timesteps=100)
@@ -264,7 +255,7 @@ def test_bound_with_an_oracle_denoiser(f64):
 
 # ----------------------------------------------------------------------------- sampling
 
-def test_oracle_ancestral_samples_follow_the_data(f64):
+def test_oracle_ancestral_samples_follow_the_data(float64):
     torch.manual_seed(4)
     P = correlated_toy()
     model = MultinomialDiffusion((2,), 3, None, timesteps=200)
@@ -276,7 +267,7 @@ def test_oracle_ancestral_samples_follow_the_data(f64):
     assert chi2_p(state_index(samples, 3), P.flatten()) > 0.001
 
 
-def test_oracle_skip_sampler_is_exact_in_one_dimension(f64):
+def test_oracle_skip_sampler_is_exact_in_one_dimension(float64):
     torch.manual_seed(5)
     P = torch.tensor([0.5, 0.05, 0.15, 0.3], dtype=torch.float64)
     model = MultinomialDiffusion((1,), 4, None, timesteps=200)
@@ -288,7 +279,7 @@ def test_oracle_skip_sampler_is_exact_in_one_dimension(f64):
     assert chi2_p(samples[:, 0], P) > 0.001
 
 
-def test_skip_sampler_draws_from_its_chain(f64):
+def test_skip_sampler_draws_from_its_chain(float64):
     torch.manual_seed(6)
     P = correlated_toy()
     model = MultinomialDiffusion((2,), 3, None, timesteps=200)

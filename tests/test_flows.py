@@ -6,15 +6,9 @@ from catlib.distributions import ConditionalNormal, StandardNormal
 from catlib.flows import (ActNorm, AffineCoupling, ConditionalFlow, Flow, LinearLU, MixtureLogisticCoupling,
                           Permutation, coupling_stack)
 from catlib.nets import MLP
+from helpers import randomize
 
-
-
-def randomize(module, std=0.5, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(torch.randn(p.shape, generator=g, dtype=p.dtype) * std)
-    return module
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 TRANSFORMS = {
@@ -26,18 +20,10 @@ TRANSFORMS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 @pytest.mark.parametrize("name", sorted(TRANSFORMS))
 def test_log_det_matches_autograd_and_inverse_round_trips(name):
     torch.manual_seed(0)
-    t = randomize(TRANSFORMS[name]()).eval()
+    t = randomize(TRANSFORMS[name](), 0.5).eval()
     x, c = torch.randn(4, 5) * 2, torch.randn(4, 3)
     z, ldj = t(x, c)
     assert ldj.shape == (4,)

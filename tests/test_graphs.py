@@ -5,19 +5,12 @@ import torch
 from catlib.data.graphs import GRAPH_SIZES, GraphColouring, colour_graph, conflicting_edges, is_valid_colouring
 from catlib.flows.graph import GraphFlow
 from catlib.nets.graph import GraphNet
+from helpers import randomize
 
 
 @pytest.fixture(scope="module")
 def small():
     return GraphColouring(40, "small", seed=0)
-
-
-def randomize(module, std=0.3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(torch.randn(p.shape, generator=g, dtype=p.dtype) * std)
-    return module
 
 
 def random_graphs(b=3, n=6, seed=0, dtype=torch.float64):

@@ -11,23 +11,7 @@ from catlib.distributions import Gumbel
 from catlib.flows import (ActNorm2d, AffineCoupling2d, Conv1x1, ImageFlowTransform, Squeeze, conditional_image_flow,
                           conditional_image_flow_factory, image_flow, to_flat, to_image)
 from catlib.nets import DenseNet
-
-
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
-def randomize(module, std=0.3, seed=0):
-    """Move every parameter off its (identity) initialisation."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(torch.randn(p.shape, generator=g, dtype=p.dtype) * std)
-    return module
+from helpers import randomize
 
 
 def coupling_stack_2d(channels, context_channels):

@@ -13,26 +13,13 @@ from catlib.nets.lstm import MaskedFeedforward
 from catlib.text_flows import (ENWIK8_AR_CONFIG, ENWIK8_COUPLING_CONFIG, TEXT8_AR_CONFIG, TEXT8_COUPLING_CONFIG,
                                ChannelLinear, ReverseSequence, SequenceMixtureCoupling, TextFlow, binary_decode,
                                binary_encode, build_text_flow, nearest_code, time_sampling)
+from helpers import randomize
+
+pytestmark = pytest.mark.usefixtures("float64")
 
 KINDS = ("ar", "coupling")
 DEQUANTIZATIONS = ("argmax", "uniform", "variational")
 TINY = {"lstm_size": 8, "context_hidden": 8, "context_size": 4, "num_mixtures": 3}
-
-
-@pytest.fixture(autouse=True)
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
-def randomize(module, std=0.3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(torch.randn(p.shape, generator=g, dtype=p.dtype) * std)
-    return module
 
 
 def tiny(kind, dequantization, seq_len=4, num_classes=7, **extra):
