@@ -211,6 +211,9 @@ def test_synthetic_street_maps():
     assert float((x[:, 20] == 1).float().mean()) > 0.5       # road below the horizon
     assert torch.equal(x, synthetic_street_maps(20, seed=0)) and not torch.equal(x, synthetic_street_maps(20, seed=1))
     assert synthetic_street_maps(2, seed=0, size=(16, 32)).shape == (2, 16, 32)
+    for size in [(8, 8), (8, 16), (13, 8), (9, 40)]:  # the smallest sizes allowed work too
+        small = synthetic_street_maps(10, seed=3, size=size)
+        assert small.shape == (10, *size) and 0 <= int(small.min()) and int(small.max()) < 8
     with pytest.raises(ValueError, match="n must be an integer >= 1"):
         synthetic_street_maps(0)
 

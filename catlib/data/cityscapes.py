@@ -381,7 +381,8 @@ def _street_map(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         width = int(rng.integers(max(2, w // 16), max(3, w // 4) + 1))
         kind = rng.choice(["construction", "nature", "sky"], p=[0.6, 0.3, 0.1])
         if kind != "sky":
-            top = int(rng.integers(round((0.0 if kind == "construction" else 0.2) * h), max(1, horizon - 2)))
+            low = round((0.0 if kind == "construction" else 0.2) * h)
+            top = int(rng.integers(low, max(low + 1, horizon - 2)))
             cols = slice(x, min(w, x + width))
             m[top:horizon, cols] = cat[kind]
         x += width
@@ -397,7 +398,7 @@ def _street_map(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         c = int(rng.integers(-width // 2, w - width // 2))
         m[max(0, bottom - height):bottom, max(0, c):max(0, c + width)] = cat["vehicle"]
     for _ in range(int(rng.integers(0, 4))):   # people on the sidewalks, near the edges
-        bottom = int(rng.integers(horizon + 1, min(h - 3, horizon + max(2, h // 6)) + 1))
+        bottom = int(rng.integers(horizon + 1, max(horizon + 2, min(h - 3, horizon + max(2, h // 6)) + 1)))
         height = max(2, round((bottom - horizon + 3) * 0.7))
         c = int(rng.choice([rng.integers(0, max(1, w // 4)), rng.integers(w - max(1, w // 4), w)]))
         m[max(0, bottom - height):bottom, c:c + max(1, w // 48)] = cat["human"]
