@@ -153,7 +153,7 @@ PROFILES = {
         training={"text8-ar": dict(_SMOKE_TRAINING), "text8-coupling": dict(_SMOKE_TRAINING)},
         eval_chunks=None, eval_batch=64, iwbo_k=4, iwbo_chunks=16, num_samples=2, reference_timing=("argmax",),
         checkpoint_every=1000, estimate=None,
-        scaling_lengths=(16, 32, 64),
+        scaling_lengths=(16, 32),
         scaling_model={"num_steps": 1, "num_mixtures": 4, "lstm_size": 256, "lstm_layers": 2, "context_size": 8,
                        "context_hidden": 16, "inverse_iterations": 30}),
     "full": TextConfig(
