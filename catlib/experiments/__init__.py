@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["experiment_parser"]
+__all__ = ["experiment_parser", "check_profile"]
 
 
 def experiment_parser(description: str, profiles, checkpoint_dir: str) -> argparse.ArgumentParser:
@@ -22,3 +22,14 @@ def experiment_parser(description: str, profiles, checkpoint_dir: str) -> argpar
     parser.add_argument("--device", default=None)
     parser.add_argument("--only", nargs="*", default=None, help="model names to run")
     return parser
+
+
+def check_profile(profile: str, profiles) -> None:
+    """Raise ``ValueError`` naming the valid profiles unless ``profile`` is one of ``profiles``.
+
+    >>> check_profile("huge", {"smoke": 1, "full": 2})
+    Traceback (most recent call last):
+    ValueError: profile must be one of ['full', 'smoke'], got 'huge'
+    """
+    if profile not in profiles:
+        raise ValueError(f"profile must be one of {sorted(profiles)}, got {profile!r}")

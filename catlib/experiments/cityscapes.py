@@ -54,7 +54,7 @@ import torch
 
 import catlib
 from catlib.data.cityscapes import CITYSCAPES_SPLIT_SIZES, CityscapesMaps, load_cityscapes, synthetic_cityscapes
-from catlib.experiments import experiment_parser
+from catlib.experiments import check_profile, experiment_parser
 from catlib.metrics import bits_per_dim, evaluate_bound
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
 
@@ -149,8 +149,7 @@ PROFILES = {
 
 
 def _config(profile: str) -> CityscapesConfig:
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+    check_profile(profile, PROFILES)
     return PROFILES[profile]
 
 

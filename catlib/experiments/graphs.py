@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from catlib.data.graphs import GraphColouring, is_valid_colouring
-from catlib.experiments import experiment_parser
+from catlib.experiments import check_profile, experiment_parser
 from catlib.graph_models import GRAPH_MODELS, GraphColouringModel, bits_per_node
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
 
@@ -92,8 +92,7 @@ PROFILES = {
 
 
 def _check_profile(profile: str) -> GraphsConfig:
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+    check_profile(profile, PROFILES)
     return PROFILES[profile]
 
 

@@ -17,7 +17,7 @@ import torch
 import catlib
 from catlib.data import Squares
 from catlib.metrics import bits_per_dim, evaluate_bound
-from catlib.experiments import experiment_parser
+from catlib.experiments import check_profile, experiment_parser
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
 
 __all__ = ["PROFILES", "TABLE3", "SquaresConfig", "run_squares", "run_one", "load_model", "sample_quality"]
@@ -82,8 +82,7 @@ PROFILES = {
 
 
 def _check_profile(profile: str) -> SquaresConfig:
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+    check_profile(profile, PROFILES)
     return PROFILES[profile]
 
 

@@ -45,7 +45,7 @@ import torch
 from torch import Tensor
 
 from catlib.data.text_corpora import TEXT_CORPORA, TextCorpus, load_text_corpus, synthetic_text_corpus
-from catlib.experiments import experiment_parser
+from catlib.experiments import check_profile, experiment_parser
 from catlib.flows.autoregressive import ARMixtureLogisticFlow, mixture_logistic_params, mixture_logistic_transform
 from catlib.metrics import evaluate_bound
 from catlib.text_flows import (ENWIK8_AR_CONFIG, ENWIK8_COUPLING_CONFIG, PAPER_TRAINING, TEXT8_AR_CONFIG,
@@ -167,8 +167,7 @@ PROFILES = {
 
 
 def _config(profile: str) -> TextConfig:
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+    check_profile(profile, PROFILES)
     return PROFILES[profile]
 
 

@@ -26,7 +26,7 @@ from torch import Tensor
 from catlib.data.text import TEXT8_ALPHABET, encode_text
 from catlib.data.text_corpora import TEXT_CORPORA, TextCorpus, load_text_corpus, synthetic_text_corpus
 from catlib.diffusion import ENWIK8_DIFFUSION, TEXT8_DIFFUSION, MultinomialDiffusion, build_diffusion
-from catlib.experiments import experiment_parser
+from catlib.experiments import check_profile, experiment_parser
 from catlib.metrics import evaluate_bound
 from catlib.spellcheck import SPELLCHECK_CORRUPTED, SPELLCHECK_GROUND_TRUTH, corrupt, denoise_in_one_step
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
@@ -144,8 +144,7 @@ def full_run_command(profile: str = "full", data_dir: str | Path = "data",
 
 
 def _check_profile(profile: str) -> TextDiffusionConfig:
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+    check_profile(profile, PROFILES)
     return PROFILES[profile]
 
 

@@ -15,7 +15,7 @@ import torch
 import catlib
 from catlib.data import Toy50
 from catlib.metrics import expected_bound_bits
-from catlib.experiments import experiment_parser
+from catlib.experiments import check_profile, experiment_parser
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
 
 __all__ = ["PROFILES", "TABLE2", "Toy50Config", "run_toy50", "run_one", "load_model"]
@@ -84,8 +84,7 @@ def run_one(name: str, config: Toy50Config, toy: Toy50, checkpoint: Path | None,
 def load_model(name: str, profile: str, checkpoint_dir: str | Path = "checkpoints/toy50",
                device: str | torch.device | None = None) -> torch.nn.Module:
     """The trained model ``name`` of a finished :func:`run_toy50` run, in eval mode."""
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+    check_profile(profile, PROFILES)
     toy = Toy50()
     model = catlib.build_model(name, toy.data_shape, toy.num_classes, **PROFILES[profile].model)
     model.load_state_dict(load_checkpoint(Path(checkpoint_dir) / profile / f"{name}.pt")["model"])
@@ -101,8 +100,7 @@ def run_toy50(profile: str = "full", checkpoint_dir: str | Path | None = "checkp
     ``paper_elbo`` / ``paper_iwbo``, ``steps``, ``seconds`` (training + evaluation),
     ``device``, ``parameters`` and the loss history ``losses`` (nats per example).
     """
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+    check_profile(profile, PROFILES)
     config = PROFILES[profile]
     toy = Toy50()
     rows = []

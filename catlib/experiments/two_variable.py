@@ -17,7 +17,7 @@ import torch
 import catlib
 from catlib.data import TwoVariableToy
 from catlib.encodings import elbo_breakdown
-from catlib.experiments import experiment_parser
+from catlib.experiments import check_profile, experiment_parser
 from catlib.metrics import evaluate_bound
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
 
@@ -133,8 +133,7 @@ def run_one(name: str, config: TwoVariableConfig, checkpoint: Path | None, seed:
 def load_model(name: str, profile: str, checkpoint_dir: str | Path = "checkpoints/07_two_variable",
                device: str | torch.device | None = None) -> torch.nn.Module:
     """The trained model ``name`` of a finished :func:`run_two_variable` run, in eval mode."""
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+    check_profile(profile, PROFILES)
     model = _build(name, PROFILES[profile])
     model.load_state_dict(load_checkpoint(Path(checkpoint_dir) / profile / f"{name}.pt")["model"])
     return model.to(select_device(device)).eval()
@@ -145,8 +144,7 @@ def run_two_variable(profile: str = "full", checkpoint_dir: str | Path | None = 
                      progress: bool = True) -> list[dict]:
     """Every row of Table 5 for ``profile``: the metrics of :func:`run_one` plus ``name``,
     ``label``, the paper's ``paper_log_px``, ``paper_reconstruction``, ``paper_kl`` and ``seconds``."""
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+    check_profile(profile, PROFILES)
     rows = []
     for name, label, paper_log_px, paper_recon, paper_kl in TABLE5:
         if names is not None and name not in names:

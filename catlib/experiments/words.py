@@ -24,7 +24,7 @@ from torch import Tensor
 import catlib
 from catlib.data.words import PAPER_WORDS, WORD_CLASSES, WordCorpus, chosen_words, load_corpus
 from catlib.encodings import elbo_breakdown, within_group_std
-from catlib.experiments import experiment_parser
+from catlib.experiments import check_profile, experiment_parser
 from catlib.metrics import bits_per_dim, evaluate_bound
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
 
@@ -88,8 +88,7 @@ PROFILES = {
 
 
 def _check_profile(profile: str) -> WordsConfig:
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+    check_profile(profile, PROFILES)
     return PROFILES[profile]
 
 
