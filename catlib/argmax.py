@@ -34,7 +34,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from catlib.distributions import ConditionalLogistic, ConditionalNormal, Gumbel, TruncatedGumbel, log_neg_log_uniform
+from catlib.distributions import (ConditionalLogistic, ConditionalNormal, Gumbel, TruncatedGumbel, log_neg_log_uniform,
+                                  next_below)
 from catlib.flows import ConditionalFlow, coupling_stack
 from catlib.nets import MLP
 
@@ -67,7 +68,7 @@ def strictly_below(v: Tensor, upper: Tensor) -> Tensor:
     >>> float(strictly_below(torch.tensor(1.0), torch.tensor(1.0))) < 1.0
     True
     """
-    return torch.minimum(v, torch.nextafter(upper, torch.full_like(upper, -math.inf)))
+    return torch.minimum(v, next_below(upper))
 
 
 def threshold(u: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:

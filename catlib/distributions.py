@@ -20,6 +20,7 @@ __all__ = [
     "log_expm1",
     "uniform_open",
     "log_neg_log_uniform",
+    "next_below",
     "Gumbel",
     "TruncatedGumbel",
     "Logistic",
@@ -63,6 +64,27 @@ def uniform_open(shape: Sequence[int], device=None, generator=None) -> Tensor:
     """
     u = torch.rand(tuple(shape), device=device, dtype=torch.float64, generator=generator)
     return u.clamp(min=2.0**-54)
+
+
+def next_below(t: Tensor) -> Tensor:
+    """The largest floating-point number below each entry of ``t``, differentiable as ``t`` itself.
+
+    ``torch.nextafter`` has no derivative in some PyTorch versions (2.11 on CUDA raises
+    ``NotImplementedError`` in backward); here its step is added as a constant, so the gradient
+    is the identity. The value is exact: the step between neighbouring floats is representable.
+    Infinite entries give ``nextafter``'s value (``+inf``: the largest float) and no gradient.
+
+    >>> t = torch.tensor([1.0, -3.0], requires_grad=True)
+    >>> bool((next_below(t) < t).all()), torch.equal(next_below(t), torch.nextafter(t, t - 1))
+    (True, True)
+    >>> next_below(t).sum().backward(); t.grad
+    tensor([1., 1.])
+    >>> next_below(torch.tensor([math.inf])) == torch.finfo(torch.float32).max
+    tensor([True])
+    """
+    d = t.detach()
+    below = torch.nextafter(d, torch.full_like(d, -math.inf))
+    return torch.where(torch.isfinite(d), t + (below - d), below)   # +inf -> the largest float, as nextafter
 
 
 def log_neg_log_uniform(shape: Sequence[int], device=None, dtype=None, generator=None) -> Tensor:
@@ -169,8 +191,7 @@ class TruncatedGumbel:
         ``T`` 100 below ``loc`` in float32, where ``log_prob(g)`` can only return ``-inf``.
         """
         big = torch.logaddexp(self.loc - self.upper, log_neg_log_u)
-        below = torch.nextafter(self.upper, torch.full_like(self.upper, -math.inf))
-        return torch.minimum(self.loc - big, below), big - torch.exp(log_neg_log_u)
+        return torch.minimum(self.loc - big, next_below(self.upper)), big - torch.exp(log_neg_log_u)
 
     def rsample_with_log_prob(self, sample_shape: Sequence[int] = ()) -> tuple[Tensor, Tensor]:
         shape = _shape(sample_shape) + self.loc.shape

@@ -141,7 +141,7 @@ def test_ddp_on_two_cpu_processes_matches_one_process_on_the_global_batch(tmp_pa
                     distributed=False)
     own = OwnLoss()
     own_reference = fit(own, draw_from_data, steps=6, batch_size=16, lr=0.1, warmup=1, progress=False,
-                        distributed=False)
+                        device="cpu", distributed=False)
     for found in ranks:
         assert found["initialised_by_fit"]
         assert "batch_size must be divisible by the world size 2" in found["indivisible"]

@@ -132,3 +132,30 @@ def test_sigmoid_of_a_standard_conditional_logistic_is_uniform():
     # the density of w = sigmoid(s) is q(s) / sigmoid'(s) = 1 exactly
     log_q_w = log_q.double() + (torch.nn.functional.softplus(-s) + torch.nn.functional.softplus(s)).double().sum(-1)
     assert torch.allclose(log_q_w, torch.zeros_like(log_q_w), atol=1e-4)
+
+
+def _backward_node_names(t):
+    names, stack, seen = set(), [t.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(type(node).__name__)
+        stack.extend(n for n, _ in node.next_functions)
+    return names
+
+
+def test_float_guards_need_no_derivative_of_nextafter():
+    """torch.nextafter has no derivative in some versions (2.11 on CUDA raised NotImplementedError)."""
+    from catlib.argmax import strictly_below
+    from catlib.distributions import next_below
+
+    torch.manual_seed(0)
+    loc, upper = torch.randn(6, requires_grad=True), torch.randn(6, requires_grad=True)
+    for out in (strictly_below(loc, upper), TruncatedGumbel(loc, upper).rsample(), next_below(upper)):
+        names = _backward_node_names(out.sum())
+        assert names and not any("Nextafter" in n for n in names), names
+    g, = torch.autograd.grad(next_below(upper).sum(), upper)
+    assert torch.equal(g, torch.ones(6))
+    assert torch.equal(next_below(upper), torch.nextafter(upper, torch.full_like(upper, -math.inf)))

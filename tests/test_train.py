@@ -112,7 +112,7 @@ PINNED_KEYS = ["cuda_rng", "data_rng", "losses", "metrics", "model", "optimizer"
 def test_default_single_process_fit_is_unchanged(tmp_path):
     model = make()
     result = fit(model, DATA, steps=8, batch_size=16, checkpoint=tmp_path / "pin.pt", checkpoint_every=4,
-                 progress=False)
+                 progress=False, device="cpu")  # the default device is CUDA where there is one; the pin is CPU's
     assert result.losses == pytest.approx(PINNED_LOSSES, rel=1e-6, abs=0)
     assert torch.randint(1000, (5,)).tolist() == PINNED_TORCH_DRAWS_AFTER
     state = load_checkpoint(tmp_path / "pin.pt")
