@@ -55,9 +55,10 @@ def _timed(work, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def sampling(models: dict, device: torch.device, diffusion_calls: int) -> list[dict]:
+def sampling(models: dict, device: torch.device, diffusion_calls: int, reference: bool = False) -> list[dict]:
     """Seconds to sample from the untrained full-size models: AR text flows (cached sampler, 1 and 64
-    sequences), text and Cityscapes diffusion (``diffusion_calls`` network calls, 32 samples)."""
+    sequences; with ``reference`` also the reference sampler, 1 sequence), text and Cityscapes
+    diffusion (``diffusion_calls`` network calls, 32 samples)."""
     out = []
     for key in ("text8/ar-argmax", "enwik8/ar-argmax"):
         if key not in models:
@@ -71,6 +72,11 @@ def sampling(models: dict, device: torch.device, diffusion_calls: int) -> list[d
                 out.append({"key": key, "chapter": "10", "what": f"sample {n} sequence(s), cached AR sampler",
                             "n": n, "seconds": seconds, "seconds_per_sequence": seconds / n})
                 print(f"sampling {key}: {n} sequences in {seconds:.2f} s ({seconds / n:.3f} s each)", flush=True)
+            if reference:  # the official code's way: the whole network again for every coordinate
+                seconds = time_sampling(net, 1, reference=True)
+                out.append({"key": key, "chapter": "10", "what": "sample 1 sequence(s), reference AR sampler",
+                            "n": 1, "seconds": seconds, "seconds_per_sequence": seconds})
+                print(f"sampling {key}: 1 sequence with the reference sampler in {seconds:.2f} s", flush=True)
         del net
     for key in ("text8/diffusion", "enwik8/diffusion", "cityscapes/multinomial-diffusion"):
         if key not in models:
@@ -92,6 +98,13 @@ def sampling(models: dict, device: torch.device, diffusion_calls: int) -> list[d
     return out
 
 
+def _merge(earlier: list[dict], now: list[dict], keys: tuple[str, ...]) -> list[dict]:
+    """``earlier`` with each row that ``now`` measured again replaced in place, then ``now``'s new rows."""
+    fresh = {tuple(r[k] for k in keys): r for r in now}
+    merged = [fresh.pop(tuple(r[k] for k in keys), r) for r in earlier]
+    return merged + list(fresh.values())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default=None, help="default: CUDA if present")
@@ -101,8 +114,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timed", type=int, default=20, help="timed steps")
     parser.add_argument("--batch-size", type=int, default=None, help="override the paper's batch (quick checks)")
     parser.add_argument("--sampling", action="store_true", help="also time sampling")
+    parser.add_argument("--reference", action="store_true", help="with --sampling: also time the reference AR sampler")
     parser.add_argument("--diffusion-calls", type=int, default=200, help="network calls timed per diffusion model")
     parser.add_argument("--json", default=None, help="write the results to this file (after every model)")
+    parser.add_argument("--update", default=None, metavar="FILE",
+                        help="merge into this earlier results file (same GPU): rows of the models measured now "
+                             "replace theirs, the others are kept")
     args = parser.parse_args(argv)
     device = select_device(args.device)
     models = {m.key: m for m in full_models()
@@ -113,13 +130,22 @@ def main(argv: list[str] | None = None) -> None:
     print(", ".join(f"{k} {v}" for k, v in env.items()), flush=True)
     results, samples, failures = [], [], []
 
+    command = "python benchmarks/speed_full_models.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    earlier = json.loads(Path(args.update).read_text(encoding="utf-8")) if args.update else None
+    if earlier is not None and earlier["environment"].get("gpu") != env["gpu"]:
+        parser.error(f"--update: {args.update} was measured on {earlier['environment'].get('gpu')}, "
+                     f"this device is {env['gpu']}; measure everything again instead")
+
     def save() -> None:
-        if args.json:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps({"environment": env, "command": "python benchmarks/speed_full_models.py "
-                                                   + " ".join(argv if argv is not None else sys.argv[1:]),
-                                                   "results": results, "sampling": samples, "failures": failures},
-                                                  indent=1) + "\n", encoding="utf-8")
+        if not args.json:
+            return
+        out = {"environment": env, "command": command, "results": results, "sampling": samples, "failures": failures}
+        if earlier is not None:   # rows measured now replace the earlier ones in place; the others are kept
+            out = {"environment": earlier["environment"], "command": f"{earlier['command']}; then {command}",
+                   "results": _merge(earlier["results"], results, ("key", "precision")),
+                   "sampling": _merge(earlier["sampling"], samples, ("key", "what")), "failures": failures}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
 
     for precision in args.precisions:
         for model in models.values():
@@ -137,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
             print(format_estimate(row, model.key), flush=True)
             save()
     if args.sampling:
-        samples = sampling(models, device, args.diffusion_calls)
+        samples = sampling(models, device, args.diffusion_calls, args.reference)
     save()
     print(f"\n{'model':40s} {'prec':5s} {'steps/s':>8s} {'GiB':>6s} {'paper steps':>11s} {'projected':>10s}")
     for r in results:

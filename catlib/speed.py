@@ -137,22 +137,22 @@ def _hours(seconds: float) -> str:
 
 
 def speed_table(rows: list[dict]) -> list[dict]:
-    """Display rows (one per model and precision): steps/s, ms/step, peak GPU memory, the paper's steps
-    and the projected time to them on this one GPU.
+    """Display rows (one per model and precision, numbers as text): steps/s, ms/step, peak GPU memory,
+    the paper's steps and the projected time to them on this one GPU.
 
     >>> speed_table([{"label": "m", "precision": "fp32", "batch_size": 8, "paper_batch_size": 8,
-    ...               "parameters": 10, "seconds_per_step": 0.5, "steps_per_second": 2.0,
+    ...               "parameters": 2_500_000, "seconds_per_step": 0.5, "steps_per_second": 2.0,
     ...               "paper_steps": 7200, "total_seconds": 3600.0, "peak_memory_bytes": 2**30}])
     ... # doctest: +NORMALIZE_WHITESPACE
-    [{'model': 'm', 'precision': 'fp32', 'batch': 8, 'parameters (M)': 0.0, 'steps/s': 2.0,
-      'ms/step': 500.0, 'peak memory (GiB)': 1.0, "paper's steps": 7200, 'projected time': '1.0 h'}]
+    [{'model': 'm', 'precision': 'fp32', 'batch': 8, 'parameters (M)': '2.5', 'steps/s': '2.00',
+      'ms/step': '500.0', 'peak memory (GiB)': '1.00', "paper's steps": '7,200', 'projected time': '1.0 h'}]
     """
     out = []
     for r in rows:
         batch = r["batch_size"] if r["batch_size"] == r["paper_batch_size"] else f"{r['batch_size']} (paper {r['paper_batch_size']})"
         out.append({"model": r["label"], "precision": r["precision"], "batch": batch,
-                    "parameters (M)": round(r["parameters"] / 1e6, 1), "steps/s": round(r["steps_per_second"], 2),
-                    "ms/step": round(1000 * r["seconds_per_step"], 1),
-                    "peak memory (GiB)": round(r["peak_memory_bytes"] / 2**30, 2),
-                    "paper's steps": r["paper_steps"], "projected time": _hours(r["total_seconds"])})
+                    "parameters (M)": f"{r['parameters'] / 1e6:.1f}", "steps/s": f"{r['steps_per_second']:.2f}",
+                    "ms/step": f"{1000 * r['seconds_per_step']:.1f}",
+                    "peak memory (GiB)": f"{r['peak_memory_bytes'] / 2**30:.2f}",
+                    "paper's steps": f"{r['paper_steps']:,}", "projected time": _hours(r["total_seconds"])})
     return out

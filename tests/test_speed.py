@@ -48,7 +48,7 @@ def test_measure_projects_the_papers_steps_and_keeps_the_model_unchanged():
     assert math.isclose(row["total_seconds"], 1000 * row["seconds_per_step"])
     assert torch.equal(model.w, torch.zeros(3))  # estimate_run trains a copy
     shown = speed_table([row])[0]
-    assert shown["batch"] == "2 (paper 8)" and shown["paper's steps"] == 1000
+    assert shown["batch"] == "2 (paper 8)" and shown["paper's steps"] == "1,000"
 
 
 def test_speed_rows_filters_by_chapter_and_tolerates_a_missing_file(tmp_path):
