@@ -12,3 +12,19 @@ def randomize(module: nn.Module, std: float = 0.3, seed: int = 0) -> nn.Module:
         for p in module.parameters():
             p.add_(torch.randn(p.shape, generator=g, dtype=p.dtype) * std)
     return module
+
+
+def interrupted_draw(draw, on_call: int):
+    """A batch function like ``draw(n, generator)`` that raises ``KeyboardInterrupt`` on its ``on_call``-th call.
+
+    Stands for a lost session (a Colab runtime gone) during that training step.
+    """
+    calls = {"n": 0}
+
+    def batch(n, g):
+        calls["n"] += 1
+        if calls["n"] == on_call:
+            raise KeyboardInterrupt
+        return draw(n, g)
+
+    return batch

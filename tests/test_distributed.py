@@ -22,6 +22,7 @@ import catlib
 import catlib.train as train_module
 from catlib.distributed import DistributedContext, env_world, init_distributed, rank_seed
 from catlib.train import TrainingLoss, estimate_run, fit, fit_defaults, format_estimate, load_checkpoint
+from helpers import interrupted_draw
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = torch.randint(0, 4, (300, 2), generator=torch.Generator().manual_seed(0))
@@ -90,13 +91,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
     found.update(straight_losses=result.losses, straight_params={k: v.clone() for k, v in model.state_dict().items()},
                  initialised_by_fit=dist.is_initialized())
 
-    calls = {"n": 0}
-
-    def interrupted(n, g):
-        calls["n"] += 1
-        if calls["n"] == 6:
-            raise KeyboardInterrupt  # every rank loses step 6 alike
-        return draw_from_data(n, g)
+    interrupted = interrupted_draw(draw_from_data, on_call=6)  # every rank loses step 6 alike
 
     try:
         fit(TinyAR(), interrupted, steps=8, batch_size=16, lr=0.05, warmup=2, checkpoint=out / "resumed.pt",
@@ -211,13 +206,7 @@ def test_bf16_on_cpu_trains_under_autocast_and_resumes_exactly(tmp_path):
     assert result.losses != fp32.losses and result.losses == pytest.approx(fp32.losses, rel=0.05)
     assert all(p.dtype == torch.float32 for p in straight.parameters())  # autocast leaves parameters in fp32
 
-    calls = {"n": 0}
-
-    def interrupted(n, g):
-        calls["n"] += 1
-        if calls["n"] == 6:
-            raise KeyboardInterrupt
-        return draw_from_data(n, g)
+    interrupted = interrupted_draw(draw_from_data, on_call=6)
 
     path = tmp_path / "bf16.pt"
     with pytest.raises(KeyboardInterrupt):
@@ -246,13 +235,7 @@ def test_fp16_on_cuda_saves_and_restores_the_grad_scaler(tmp_path):  # pragma: n
     path = tmp_path / "fp16.pt"
     straight = TinyAR()
     result = fit(straight, DATA, steps=6, batch_size=16, progress=False, precision="fp16", device="cuda")
-    calls = {"n": 0}
-
-    def interrupted(n, g):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
-        return draw_from_data(n, g)
+    interrupted = interrupted_draw(draw_from_data, on_call=4)
 
     with pytest.raises(KeyboardInterrupt):
         fit(TinyAR(), interrupted, steps=6, batch_size=16, checkpoint=path, checkpoint_every=3, progress=False,
@@ -274,32 +257,23 @@ def test_time_based_checkpoints_are_written_between_step_checkpoints(tmp_path, m
         return now["t"]
 
     monkeypatch.setattr(train_module, "_clock", fake_clock)
-    calls = {"n": 0}
-
-    def interrupted(n, g):
-        calls["n"] += 1
-        if calls["n"] == 7:
-            raise KeyboardInterrupt  # lost during step 7; checkpoint_every alone would have saved nothing
-        return draw_from_data(n, g)
-
+    # each run is lost during step 7; checkpoint_every alone would have saved nothing
     path = tmp_path / "timed.pt"
     with pytest.raises(KeyboardInterrupt):
-        fit(TinyAR(), interrupted, steps=20, batch_size=8, checkpoint=path, checkpoint_every=1000,
-            checkpoint_minutes=0.5, progress=False)
+        fit(TinyAR(), interrupted_draw(draw_from_data, on_call=7), steps=20, batch_size=8, checkpoint=path,
+            checkpoint_every=1000, checkpoint_minutes=0.5, progress=False)
     saved = load_checkpoint(path)["step"]
     assert 1 <= saved <= 6 and not list(tmp_path.glob("*.tmp"))  # written atomically (tmp file + os.replace)
 
-    calls["n"] = 0
     with pytest.raises(KeyboardInterrupt):  # a long interval: nothing is written before the loss
-        fit(TinyAR(), interrupted, steps=20, batch_size=8, checkpoint=tmp_path / "untimed.pt",
-            checkpoint_every=1000, checkpoint_minutes=1e6, progress=False)
+        fit(TinyAR(), interrupted_draw(draw_from_data, on_call=7), steps=20, batch_size=8,
+            checkpoint=tmp_path / "untimed.pt", checkpoint_every=1000, checkpoint_minutes=1e6, progress=False)
     assert not (tmp_path / "untimed.pt").exists()
 
     monkeypatch.undo()  # the real clock, with a tiny interval: a checkpoint after every step
-    calls["n"] = 0
     with pytest.raises(KeyboardInterrupt):
-        fit(TinyAR(), interrupted, steps=20, batch_size=8, checkpoint=tmp_path / "often.pt",
-            checkpoint_every=1000, checkpoint_minutes=1e-9, progress=False)
+        fit(TinyAR(), interrupted_draw(draw_from_data, on_call=7), steps=20, batch_size=8,
+            checkpoint=tmp_path / "often.pt", checkpoint_every=1000, checkpoint_minutes=1e-9, progress=False)
     assert load_checkpoint(tmp_path / "often.pt")["step"] == 6
 
 

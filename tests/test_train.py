@@ -4,6 +4,7 @@ import torch
 
 import catlib
 from catlib.train import finished_run_metrics, fit, load_checkpoint, save_metrics
+from helpers import interrupted_draw
 
 
 def make():
@@ -18,13 +19,8 @@ def test_resume_after_interruption_is_bit_for_bit(tmp_path):
     straight = make()
     fit(straight, DATA, steps=20, batch_size=16, checkpoint=tmp_path / "a.pt", checkpoint_every=5, progress=False)
 
-    calls = {"n": 0}
-
-    def interrupted(n, g):
-        calls["n"] += 1
-        if calls["n"] == 13:
-            raise KeyboardInterrupt  # the Colab session is lost during step 13
-        return DATA[torch.randint(len(DATA), (n,), generator=g)]
+    # the Colab session is lost during step 13
+    interrupted = interrupted_draw(lambda n, g: DATA[torch.randint(len(DATA), (n,), generator=g)], on_call=13)
 
     resumed = make()
     with pytest.raises(KeyboardInterrupt):
