@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import sys
-import time
 import traceback
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import torch
 
 from catlib.speed import full_models, measure
 from catlib.text_flows import time_sampling
+from catlib.timing import timed
 from catlib.train import PRECISIONS, format_estimate, select_device
 
 
@@ -40,19 +40,6 @@ def environment(device: torch.device) -> dict:
             "gpu": torch.cuda.get_device_name(device) if cuda else None,
             "gpu_memory_gib": round(torch.cuda.get_device_properties(device).total_memory / 2**30, 1) if cuda else None,
             "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(work, device: torch.device) -> float:
-    _sync(device)
-    start = time.perf_counter()
-    work()
-    _sync(device)
-    return time.perf_counter() - start
 
 
 def sampling(models: dict, device: torch.device, diffusion_calls: int, reference: bool = False) -> list[dict]:
@@ -87,7 +74,7 @@ def sampling(models: dict, device: torch.device, diffusion_calls: int, reference
         calls = min(T, diffusion_calls)
         with torch.no_grad():
             net.sample(2, steps=2)  # warm-up
-            seconds = _timed(lambda: net.sample(32, steps=calls), device)
+            seconds = timed(lambda: net.sample(32, steps=calls), device)[1]
         per_call = seconds / calls
         out.append({"key": key, "chapter": models[key].chapter, "what": f"32 samples, {calls} of T = {T} network calls",
                     "n": 32, "calls": calls, "timesteps": T, "seconds": seconds, "seconds_per_call": per_call,

@@ -15,32 +15,20 @@ import json
 import os
 import platform
 import statistics
-import time
 
 import torch
 
 from catlib.data import Squares
 from catlib.experiments.squares import PROFILES, build
+from catlib.timing import timed
 
 MODELS = ("multinomial-diffusion", "argmax-threshold")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _median_rate(work, count: int, device: torch.device, repeats: int) -> float:
     """``count`` items per call of ``work``; median items per second over ``repeats`` calls."""
     work()  # warm-up (allocations, cuDNN autotuning, actnorm initialisation)
-    rates = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        work()
-        _sync(device)
-        rates.append(count / (time.perf_counter() - start))
-    return statistics.median(rates)
+    return statistics.median(count / timed(work, device)[1] for _ in range(repeats))
 
 
 def measure(name: str, profile: str, device: torch.device, repeats: int, train_steps: int,

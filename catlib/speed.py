@@ -8,7 +8,8 @@ models, Table 4's six Cityscapes models), each with its builder, its batch and t
 paper's schedule; :func:`measure` times one of them with :func:`catlib.train.estimate_run` (the
 function that ``python -m catlib.experiments`` prints its estimate line with). The script
 ``benchmarks/speed_full_models.py`` runs them all and writes :data:`SPEED_PATH`; chapters 10-12 read
-that file with :func:`speed_rows` and show it with :func:`speed_table`. :func:`parameter_count`
+that file with :func:`speed_rows` and show it with :func:`speed_table`, :func:`describe_measurement`
+and :func:`describe_sampling`; :func:`unmeasured` names the models the file lacks. :func:`parameter_count`
 counts a model's parameters without building it in memory (so a test can check that the file
 still describes the current models).
 
@@ -28,7 +29,8 @@ from torch import nn
 
 from catlib.train import estimate_run
 
-__all__ = ["SPEED_PATH", "FullModel", "full_models", "parameter_count", "measure", "speed_rows", "speed_table"]
+__all__ = ["SPEED_PATH", "FullModel", "full_models", "parameter_count", "measure", "speed_rows", "speed_table",
+           "describe_measurement", "describe_sampling", "unmeasured"]
 
 #: The committed measurements (written by ``benchmarks/speed_full_models.py --json``).
 SPEED_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "speed_full_models.json"
@@ -156,3 +158,32 @@ def speed_table(rows: list[dict]) -> list[dict]:
                     "peak memory (GiB)": f"{r['peak_memory_bytes'] / 2**30:.2f}",
                     "paper's steps": f"{r['paper_steps']:,}", "projected time": _hours(r["total_seconds"])})
     return out
+
+
+def describe_measurement(speed: dict) -> str:
+    """One line saying where, with what and how the rows of :func:`speed_rows` were measured."""
+    env = speed["environment"]
+    timed_steps = speed["results"][0]["timed_steps"] if speed["results"] else "?"
+    return (f"measured on {env.get('date')} on one {env.get('gpu')} (PyTorch {env.get('torch')}), {timed_steps} timed "
+            f"steps after 3 warm-up steps, untrained models, random batches of the paper's size; "
+            f"command: {speed['command']}")
+
+
+def describe_sampling(row: dict) -> str:
+    """One line for a sampling row: seconds per sequence (AR flows) or per network call and for the whole chain
+    (diffusion).
+
+    >>> describe_sampling({"key": "k", "what": "32 samples, 2 of T = 10 network calls", "seconds": 0.5,
+    ...                    "seconds_per_call": 0.25, "timesteps": 10, "projected_full_chain_seconds": 2.5})
+    'k: 32 samples, 2 of T = 10 network calls in 0.5 s (250.0 ms per call); all T = 10 calls: 2 s'
+    """
+    if "seconds_per_call" in row:
+        return (f"{row['key']}: {row['what']} in {row['seconds']:.1f} s ({1000 * row['seconds_per_call']:.1f} ms per "
+                f"call); all T = {row['timesteps']} calls: {row['projected_full_chain_seconds']:.0f} s")
+    return f"{row['key']}: {row['what']}: {row['seconds']:.1f} s ({row['seconds_per_sequence']:.2f} s per sequence)"
+
+
+def unmeasured(chapter: str, speed: dict, precision: str = "fp32") -> list[str]:
+    """Keys of the chapter's full models without a row at ``precision`` in ``speed`` (:func:`speed_rows`)."""
+    measured = {r["key"] for r in speed["results"] if r["precision"] == precision}
+    return [m.key for m in full_models() if m.chapter == chapter and m.key not in measured]

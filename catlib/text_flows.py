@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from typing import Iterator
 
 import torch
@@ -72,6 +71,7 @@ from catlib.flows.base import Flow, Transform
 from catlib.flows.linear import LinearLU
 from catlib.models import importance_weighted
 from catlib.nets.lstm import BiLSTMNet, IndexContextFF, IndexContextLSTM
+from catlib.timing import timed
 from catlib.validation import check_classes, check_positive_int
 
 __all__ = [
@@ -572,14 +572,4 @@ def time_sampling(model: TextFlow, n: int, repeats: int = 1, reference: bool = F
     True
     """
     repeats = check_positive_int("repeats", repeats)
-    cuda = model.device.type == "cuda"
-    total = 0.0
-    for _ in range(repeats):
-        if cuda:
-            torch.cuda.synchronize(model.device)
-        start = time.perf_counter()
-        model.sample(n, reference=reference)
-        if cuda:
-            torch.cuda.synchronize(model.device)
-        total += time.perf_counter() - start
-    return total / repeats
+    return sum(timed(lambda: model.sample(n, reference=reference), model.device)[1] for _ in range(repeats)) / repeats

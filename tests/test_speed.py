@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from catlib.experiments import cityscapes, text8, text_diffusion
-from catlib.speed import SPEED_PATH, FullModel, full_models, measure, parameter_count, speed_rows, speed_table
+from catlib.speed import (SPEED_PATH, FullModel, full_models, measure, parameter_count, speed_rows, speed_table,
+                          unmeasured)
 
 
 def test_full_models_are_the_papers_tables_with_their_schedules():
@@ -77,3 +78,10 @@ def test_committed_measurements_describe_the_current_models():
         assert r["parameters"] == parameter_count(model), model.key
         assert r["batch_size"] == r["paper_batch_size"] == model.batch_size and r["paper_steps"] == model.steps
         assert r["memory_source"] == "cuda" and r["steps_per_second"] > 0
+
+
+def test_unmeasured_names_the_chapters_models_without_a_row():
+    keys = [m.key for m in full_models() if m.chapter == "11"]
+    speed = {"results": [{"key": keys[0], "precision": "fp32"}, {"key": keys[1], "precision": "bf16"}]}
+    assert unmeasured("11", speed) == keys[1:]
+    assert unmeasured("11", speed, precision="bf16") == [keys[0]]

@@ -51,6 +51,7 @@ from catlib.metrics import evaluate_bound
 from catlib.text_flows import (ENWIK8_AR_CONFIG, ENWIK8_COUPLING_CONFIG, PAPER_TRAINING, TEXT8_AR_CONFIG,
                                TEXT8_COUPLING_CONFIG, BinaryArgmaxLayer, TextFlow, binary_encode, build_text_flow,
                                time_sampling)
+from catlib.timing import timed
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
 
 __all__ = ["TABLE2", "PAPER_ENWIK8_DEQUANTIZATION", "DATASETS", "NAMES", "PAPER_CONFIGS", "TextConfig", "PROFILES",
@@ -249,18 +250,10 @@ def load_model(name: str, profile: str, checkpoint_dir: str | Path = "checkpoint
     return model.to(select_device(device)).eval()
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _timed_decode(model: TextFlow, z: Tensor, reference: bool) -> tuple[Tensor, Tensor, float]:
     """``decode_latent`` timed as :func:`~catlib.text_flows.time_sampling` times ``sample``: ``(x, valid, seconds)``."""
-    _sync(model.device)
-    start = time.perf_counter()
-    x, valid = model.decode_latent(z, reference=reference)
-    _sync(model.device)
-    return x, valid, time.perf_counter() - start
+    (x, valid), seconds = timed(lambda: model.decode_latent(z, reference=reference), model.device)
+    return x, valid, seconds
 
 
 def _to_text(corpus: TextCorpus, x: Tensor) -> str:

@@ -29,6 +29,7 @@ from catlib.diffusion import ENWIK8_DIFFUSION, TEXT8_DIFFUSION, MultinomialDiffu
 from catlib.experiments import check_profile, experiment_parser
 from catlib.metrics import evaluate_bound
 from catlib.spellcheck import SPELLCHECK_CORRUPTED, SPELLCHECK_GROUND_TRUTH, corrupt, denoise_in_one_step
+from catlib.timing import timed
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
 
 __all__ = ["TABLE3_DIFFUSION", "TABLE3_CONTEXT", "UNITS", "STAND_IN", "TextDiffusionConfig", "PROFILES",
@@ -253,11 +254,6 @@ def _bits_per_char(model: MultinomialDiffusion, x: Tensor, batch_size: int, prog
     return float(-lp.double().mean() / (math.log(2) * x.shape[1]))
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def run_one(config: TextDiffusionConfig, checkpoint: Path | None, data_dir: str | Path = "data", seed: int = 0,
             device: str | torch.device | None = None, progress: bool = True, train: bool = True) -> dict:
     """Train the model of ``config`` (or reload a finished run) and evaluate it; returns the stored metrics.
@@ -312,11 +308,7 @@ def run_one(config: TextDiffusionConfig, checkpoint: Path | None, data_dir: str 
     samples = []
     for steps in sampling_step_counts(T, config.sample_fractions):
         torch.manual_seed(seed)
-        _sync(device)
-        began = time.perf_counter()
-        x = model.sample(config.num_samples, steps=steps)
-        _sync(device)
-        seconds = time.perf_counter() - began
+        x, seconds = timed(lambda: model.sample(config.num_samples, steps=steps), device)
         texts = [chunk_text(corpus, row) for row in x.cpu()]
         torch.manual_seed(seed)
         bound = _bits_per_char(model, test[: config.skip_bound_chunks].to(device), config.eval_batch, progress,
