@@ -9,8 +9,11 @@
 from __future__ import annotations
 
 import argparse
+from typing import TypeVar
 
 __all__ = ["experiment_parser", "check_profile"]
+
+T = TypeVar("T")
 
 
 def experiment_parser(description: str, profiles, checkpoint_dir: str) -> argparse.ArgumentParser:
@@ -24,12 +27,15 @@ def experiment_parser(description: str, profiles, checkpoint_dir: str) -> argpar
     return parser
 
 
-def check_profile(profile: str, profiles) -> None:
-    """Raise ``ValueError`` naming the valid profiles unless ``profile`` is one of ``profiles``.
+def check_profile(profile: str, profiles: dict[str, T]) -> T:
+    """``profiles[profile]``, or ``ValueError`` naming the valid profiles when there is no such profile.
 
+    >>> check_profile("smoke", {"smoke": 1, "full": 2})
+    1
     >>> check_profile("huge", {"smoke": 1, "full": 2})
     Traceback (most recent call last):
     ValueError: profile must be one of ['full', 'smoke'], got 'huge'
     """
     if profile not in profiles:
         raise ValueError(f"profile must be one of {sorted(profiles)}, got {profile!r}")
+    return profiles[profile]

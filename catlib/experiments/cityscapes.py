@@ -148,11 +148,6 @@ PROFILES = {
 }
 
 
-def _config(profile: str) -> CityscapesConfig:
-    check_profile(profile, PROFILES)
-    return PROFILES[profile]
-
-
 def _check_name(name: str) -> None:
     if name not in NAMES:
         raise ValueError(f"name must be one of {list(NAMES)}, got {name!r}")
@@ -198,7 +193,7 @@ def _checkpoint(checkpoint_dir: str | Path | None, profile: str, name: str) -> P
 def load_model(name: str, profile: str, checkpoint_dir: str | Path = "checkpoints/12_cityscapes",
                device: str | torch.device | None = None) -> torch.nn.Module:
     """The trained model ``name`` of a :func:`run_cityscapes` run, in eval mode."""
-    model = build(name, _config(profile))
+    model = build(name, check_profile(profile, PROFILES))
     model.load_state_dict(load_checkpoint(_checkpoint(checkpoint_dir, profile, name))["model"])
     return model.to(select_device(device)).eval()
 
@@ -281,7 +276,7 @@ def run_cityscapes(profile: str = "full", checkpoint_dir: str | Path | None = "c
 
     Raises ``FileNotFoundError`` (with the fix) when a run must train and Cityscapes is missing.
     """
-    config = _config(profile)
+    config = check_profile(profile, PROFILES)
     if names is not None:
         unknown = sorted(set(names) - set(NAMES))
         if unknown:

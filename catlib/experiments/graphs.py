@@ -91,11 +91,6 @@ PROFILES = {
 }
 
 
-def _check_profile(profile: str) -> GraphsConfig:
-    check_profile(profile, PROFILES)
-    return PROFILES[profile]
-
-
 def build(name: str, config: GraphsConfig, seed: int = 0) -> GraphColouringModel:
     """The untrained model ``name`` at the sizes of ``config``."""
     return GraphColouringModel(name, **config.model, **config.encoding.get(name, {}), seed=seed)
@@ -232,7 +227,7 @@ def run_one(name: str, config: GraphsConfig, checkpoint: Path | None, seed: int 
 def load_model(name: str, profile: str, checkpoint_dir: str | Path = "checkpoints/09_graph_colouring",
                device: str | torch.device | None = None, seed: int = 0) -> GraphColouringModel:
     """The trained model ``name`` of a finished :func:`run_graphs` run, in eval mode."""
-    model = build(name, _check_profile(profile), seed)
+    model = build(name, check_profile(profile, PROFILES), seed)
     state = load_checkpoint(Path(checkpoint_dir) / profile / f"{name}.pt")["model"]
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     return model.to(select_device(device)).eval()
@@ -251,7 +246,7 @@ def run_graphs(profile: str = "full", checkpoint_dir: str | Path | None = "check
     ``losses``, ``samples`` (one colour list per test graph), ``rejection_trace`` and, with
     rejection sampling, ``drawn`` / ``accepted``.
     """
-    config = _check_profile(profile)
+    config = check_profile(profile, PROFILES)
     unknown = sorted(set(names or []) - set(GRAPH_MODELS))
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; expected some of {list(GRAPH_MODELS)}")

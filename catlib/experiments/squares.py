@@ -81,11 +81,6 @@ PROFILES = {
 }
 
 
-def _check_profile(profile: str) -> SquaresConfig:
-    check_profile(profile, PROFILES)
-    return PROFILES[profile]
-
-
 def build(name: str, config: SquaresConfig) -> torch.nn.Module:
     """The untrained model ``name`` at the sizes of ``config``."""
     squares = Squares(**config.squares)
@@ -155,7 +150,7 @@ def run_one(name: str, config: SquaresConfig, checkpoint: Path | None, seed: int
 def load_model(name: str, profile: str, checkpoint_dir: str | Path = "checkpoints/squares",
                device: str | torch.device | None = None) -> torch.nn.Module:
     """The trained model ``name`` of a finished :func:`run_squares` run, in eval mode."""
-    model = build(name, _check_profile(profile))
+    model = build(name, check_profile(profile, PROFILES))
     model.load_state_dict(load_checkpoint(Path(checkpoint_dir) / profile / f"{name}.pt")["model"])
     return model.to(select_device(device)).eval()
 
@@ -172,7 +167,7 @@ def run_squares(profile: str = "full", checkpoint_dir: str | Path | None = "chec
     ``iwbo_maps_nll_bpd``: the exact negative log-likelihood of the test maps each bound was
     computed on (the best any bound can reach on them; ``elbo_maps`` and ``iwbo_maps`` count them).
     """
-    config = _check_profile(profile)
+    config = check_profile(profile, PROFILES)
     unknown = sorted(set(names or []) - set(NAMES))
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; expected some of {NAMES}")

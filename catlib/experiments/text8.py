@@ -167,11 +167,6 @@ PROFILES = {
 }
 
 
-def _config(profile: str) -> TextConfig:
-    check_profile(profile, PROFILES)
-    return PROFILES[profile]
-
-
 def _check_dataset(config: TextConfig, dataset: str, profile: str = "") -> None:
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {list(DATASETS)}, got {dataset!r}")
@@ -243,7 +238,7 @@ def _checkpoint(checkpoint_dir: str | Path | None, profile: str, dataset: str, n
 def load_model(name: str, profile: str, checkpoint_dir: str | Path = "checkpoints/10_text8", dataset: str = "text8",
                device: str | torch.device | None = None) -> TextFlow:
     """The trained model ``name`` of a :func:`run_text8` run, in eval mode."""
-    config = _config(profile)
+    config = check_profile(profile, PROFILES)
     _check_dataset(config, dataset, profile)
     model = build(name, config, dataset)
     model.load_state_dict(load_checkpoint(_checkpoint(checkpoint_dir, profile, dataset, name))["model"])
@@ -351,7 +346,7 @@ def run_text8(profile: str = "full", checkpoint_dir: str | Path | None = "checkp
 
     Raises ``FileNotFoundError`` (with the fix) when a run must train and the real corpus is missing.
     """
-    config = _config(profile)
+    config = check_profile(profile, PROFILES)
     _check_dataset(config, dataset, profile)
     if names is not None:
         unknown = sorted(set(names) - set(NAMES[dataset]))

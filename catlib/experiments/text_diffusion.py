@@ -144,11 +144,6 @@ def full_run_command(profile: str = "full", data_dir: str | Path = "data",
             f"--checkpoint-dir {checkpoint_dir}")
 
 
-def _check_profile(profile: str) -> TextDiffusionConfig:
-    check_profile(profile, PROFILES)
-    return PROFILES[profile]
-
-
 def load_data(config: TextDiffusionConfig, data_dir: str | Path = "data", seed: int = 0) -> TextCorpus:
     """The corpus of ``config``, chunked into sequences of ``L`` characters.
 
@@ -370,7 +365,7 @@ def run_text_diffusion(profile: str = "full", checkpoint_dir: str | Path | None 
     and :class:`NoFinishedRun` (with the command that trains it) when ``train=False`` finds no
     finished run.
     """
-    config = _check_profile(profile)
+    config = check_profile(profile, PROFILES)
     ckpt = Path(checkpoint_dir) / profile / "diffusion.pt" if checkpoint_dir is not None else None
     try:
         m = run_one(config, ckpt, data_dir, seed, device, progress, train)
@@ -385,7 +380,7 @@ def run_text_diffusion(profile: str = "full", checkpoint_dir: str | Path | None 
 def load_model(profile: str, checkpoint_dir: str | Path = "checkpoints/11_text_diffusion",
                device: str | torch.device | None = None) -> MultinomialDiffusion:
     """The trained model of a :func:`run_text_diffusion` run at ``profile``, in eval mode."""
-    model = build(_check_profile(profile))
+    model = build(check_profile(profile, PROFILES))
     model.load_state_dict(load_checkpoint(Path(checkpoint_dir) / profile / "diffusion.pt")["model"])
     return model.to(select_device(device)).eval()
 

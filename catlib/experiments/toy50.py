@@ -84,9 +84,9 @@ def run_one(name: str, config: Toy50Config, toy: Toy50, checkpoint: Path | None,
 def load_model(name: str, profile: str, checkpoint_dir: str | Path = "checkpoints/toy50",
                device: str | torch.device | None = None) -> torch.nn.Module:
     """The trained model ``name`` of a finished :func:`run_toy50` run, in eval mode."""
-    check_profile(profile, PROFILES)
+    config = check_profile(profile, PROFILES)
     toy = Toy50()
-    model = catlib.build_model(name, toy.data_shape, toy.num_classes, **PROFILES[profile].model)
+    model = catlib.build_model(name, toy.data_shape, toy.num_classes, **config.model)
     model.load_state_dict(load_checkpoint(Path(checkpoint_dir) / profile / f"{name}.pt")["model"])
     return model.to(select_device(device)).eval()
 
@@ -100,8 +100,7 @@ def run_toy50(profile: str = "full", checkpoint_dir: str | Path | None = "checkp
     ``paper_elbo`` / ``paper_iwbo``, ``steps``, ``seconds`` (training + evaluation),
     ``device``, ``parameters`` and the loss history ``losses`` (nats per example).
     """
-    check_profile(profile, PROFILES)
-    config = PROFILES[profile]
+    config = check_profile(profile, PROFILES)
     toy = Toy50()
     rows = []
     for name, label, paper_elbo, paper_iwbo in TABLE2:

@@ -133,8 +133,7 @@ def run_one(name: str, config: TwoVariableConfig, checkpoint: Path | None, seed:
 def load_model(name: str, profile: str, checkpoint_dir: str | Path = "checkpoints/07_two_variable",
                device: str | torch.device | None = None) -> torch.nn.Module:
     """The trained model ``name`` of a finished :func:`run_two_variable` run, in eval mode."""
-    check_profile(profile, PROFILES)
-    model = _build(name, PROFILES[profile])
+    model = _build(name, check_profile(profile, PROFILES))
     model.load_state_dict(load_checkpoint(Path(checkpoint_dir) / profile / f"{name}.pt")["model"])
     return model.to(select_device(device)).eval()
 
@@ -144,13 +143,13 @@ def run_two_variable(profile: str = "full", checkpoint_dir: str | Path | None = 
                      progress: bool = True) -> list[dict]:
     """Every row of Table 5 for ``profile``: the metrics of :func:`run_one` plus ``name``,
     ``label``, the paper's ``paper_log_px``, ``paper_reconstruction``, ``paper_kl`` and ``seconds``."""
-    check_profile(profile, PROFILES)
+    config = check_profile(profile, PROFILES)
     rows = []
     for name, label, paper_log_px, paper_recon, paper_kl in TABLE5:
         if names is not None and name not in names:
             continue
         ckpt = Path(checkpoint_dir) / profile / f"{name}.pt" if checkpoint_dir is not None else None
-        m = run_one(name, PROFILES[profile], ckpt, seed, select_device(device), progress)
+        m = run_one(name, config, ckpt, seed, select_device(device), progress)
         rows.append({**m, "name": name, "label": label, "paper_log_px": paper_log_px,
                      "paper_reconstruction": paper_recon, "paper_kl": paper_kl,
                      "seconds": m["train_seconds"] + m["eval_seconds"]})

@@ -87,11 +87,6 @@ PROFILES = {
 }
 
 
-def _check_profile(profile: str) -> WordsConfig:
-    check_profile(profile, PROFILES)
-    return PROFILES[profile]
-
-
 def latent_dim_for(num_classes: int) -> int:
     """Numbers per word of the binary argmax flow, ``ceil(log2 K)``; TRUFL gets the same.
 
@@ -311,7 +306,7 @@ def run_one(name: str, config: WordsConfig, corpus: WordCorpus, splits: dict, so
 def load_model(name: str, profile: str, num_classes: int, checkpoint_dir: str | Path = "checkpoints/08_tsne_embeddings",
                device: str | torch.device | None = None) -> torch.nn.Module:
     """The trained model ``name`` of a finished :func:`run_words` run, in eval mode."""
-    model = build(name, _check_profile(profile), num_classes)
+    model = build(name, check_profile(profile, PROFILES), num_classes)
     model.load_state_dict(load_checkpoint(Path(checkpoint_dir) / profile / f"{name}.pt")["model"])
     return model.to(select_device(device)).eval()
 
@@ -327,7 +322,7 @@ def run_words(profile: str = "full", checkpoint_dir: str | Path | None = "checkp
     ``pairs`` (:func:`pair_ranks` of :data:`PAIRS`), ``paper_wgsd`` and the metrics of
     :func:`run_one` (with ``seconds``: training + evaluation + t-SNE).
     """
-    config = _check_profile(profile)
+    config = check_profile(profile, PROFILES)
     names = list(NAMES if names is None else names)
     unknown = sorted(set(names) - set(NAMES))
     if unknown:
