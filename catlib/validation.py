@@ -65,7 +65,7 @@ def check_writable_dir(path: str | os.PathLike, what: str = "folder") -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (OSError, ValueError) as err:
-        raise ValueError(f"{what} {str(path)!r} cannot be created: {getattr(err, "strerror", None) or err}") from err
+        raise ValueError(f"{what} {str(path)!r} cannot be created: {getattr(err, 'strerror', None) or err}") from err
     if not path.is_dir():
         raise ValueError(f"{what} {str(path)!r} is not a folder")
     probe = path / f".catlib-write-test-{uuid.uuid4().hex}"
@@ -73,7 +73,7 @@ def check_writable_dir(path: str | os.PathLike, what: str = "folder") -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
-        raise ValueError(f"{what} {str(path)!r} is not writable: {getattr(err, "strerror", None) or err}") from err
+        raise ValueError(f"{what} {str(path)!r} is not writable: {getattr(err, 'strerror', None) or err}") from err
     return path
 
 
