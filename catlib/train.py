@@ -5,7 +5,9 @@ the loss history and every random state every ``checkpoint_every`` steps (and, w
 ``checkpoint_minutes``, whenever that much wall time has passed); called again with the same
 file it continues where the file stops (an exact continuation on CPU), and once the run is
 finished it trains no more. ``save_metrics`` stores a finished run's evaluation in the same
-file, so a chapter can re-render from it without re-training.
+file, so a chapter can re-render from it without re-training. The file holds tensors and plain
+data only, with a SHA-256 of its contents and a fingerprint of the run's settings
+(:mod:`catlib.checkpoint`): a file of another run is refused instead of resumed.
 
 The same loop runs in mixed precision (``precision="bf16"`` or ``"fp16"``) and on several
 GPUs launched by ``torchrun`` (DistributedDataParallel, :mod:`catlib.distributed`): every
@@ -29,15 +31,25 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from catlib.checkpoint import (CheckpointError, fingerprint_differences, load_checkpoint, save_checkpoint,
+                               to_plain)
 from catlib.distributed import (SINGLE, DistributedContext, all_gather_objects, all_reduce_mean, barrier,
                                 broadcast_flag, init_distributed, process_rank, rank_seed)
-from catlib.validation import check_positive_int
+from catlib.validation import check_positive_int, check_writable_dir
 
 __all__ = ["select_device", "seed_everything", "fit", "FitResult", "save_metrics", "load_checkpoint",
-           "finished_run_metrics", "TrainingLoss", "estimate_run", "format_estimate", "fit_defaults", "PRECISIONS"]
+           "finished_run_metrics", "TrainingLoss", "estimate_run", "format_estimate", "fit_defaults", "PRECISIONS",
+           "RESUME_MODES", "CheckpointError", "run_fingerprint", "data_description"]
 
 #: The precisions :func:`fit` trains in: float32, bfloat16 autocast, float16 autocast with loss scaling (CUDA).
 PRECISIONS = ("fp32", "bf16", "fp16")
+
+#: How :func:`fit` treats an existing checkpoint: ``"check"`` resumes it only if its fingerprint matches
+#: the run's settings; ``"ignore-settings"`` resumes it whatever settings wrote it.
+RESUME_MODES = ("check", "ignore-settings")
+
+#: The optimiser and learning-rate schedule of :func:`fit`, as recorded in a run's fingerprint.
+SCHEDULE = "adam, linear warm-up, cosine decay to 0"
 
 #: The wall clock of :func:`fit` (seconds); tests replace it with a fake one.
 _clock = time.perf_counter
@@ -76,22 +88,65 @@ class FitResult:
     estimate: dict | None = None
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint written by :func:`fit` (on the CPU), with a clear error if it is damaged."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch raises several types for truncated files
-        raise ValueError(f"checkpoint {path} is damaged or not a catlib checkpoint ({err}); "
-                         f"delete it to train from scratch") from err
+def data_description(data: Tensor | Callable) -> dict:
+    """What a run trains on, for its fingerprint: a tensor's shape, dtype and SHA-256, or a function's name.
+
+    >>> data_description(torch.zeros(4, 2, dtype=torch.long))["shape"]
+    [4, 2]
+    >>> data_description(lambda n, g: None)["function"]
+    'catlib.train.<lambda>'
+    """
+    if isinstance(data, Tensor):
+        import hashlib
+
+        t = data.detach().cpu().contiguous()
+        digest = hashlib.sha256(t.reshape(-1).view(torch.uint8).numpy().tobytes()).hexdigest()
+        return {"tensor": True, "shape": list(t.shape), "dtype": str(t.dtype), "sha256": digest}
+    name = getattr(data, "__qualname__", type(data).__qualname__)
+    return {"tensor": False, "function": f"{getattr(data, '__module__', '?')}.{name}"}
 
 
-def _save(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: a session lost mid-write leaves the previous checkpoint
+def run_fingerprint(model: nn.Module, data: Tensor | Callable, *, steps: int, batch_size: int, lr: float, seed: int,
+                    warmup: int, grad_clip: float | None, precision: str, world_size: int,
+                    settings: dict | None = None) -> dict:
+    """Plain data naming everything that defines a training run of :func:`fit` (stored in its checkpoint).
+
+    The model's class, ``name`` and parameter and buffer shapes, :func:`data_description` of
+    the data, seed, steps, batch size, learning rate, warm-up, gradient clipping, the optimiser
+    and schedule, the precision, the number of processes, and the caller's ``settings`` (e.g.
+    an experiment's configuration: options that do not change a shape, such as an
+    initial spread, are caught only there).
+
+    >>> fp = run_fingerprint(nn.Linear(2, 3), torch.zeros(5, 2), steps=10, batch_size=4, lr=1e-3, seed=0,
+    ...                      warmup=1, grad_clip=None, precision="fp32", world_size=1)
+    >>> fp["shapes"], fp["steps"]
+    ({'weight': [3, 2], 'bias': [3]}, 10)
+    """
+    return to_plain({
+        "model": f"{type(model).__module__}.{type(model).__qualname__}", "name": getattr(model, "name", None),
+        "shapes": {k: list(v.shape) for k, v in model.state_dict().items()}, "data": data_description(data),
+        "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr, "warmup": warmup, "grad_clip": grad_clip,
+        "schedule": SCHEDULE, "precision": precision, "world_size": world_size,
+        "settings": settings if settings is not None else {}}, "fingerprint")
+
+
+def _check_fingerprint(path: Path, state: dict, current: dict, resume: str) -> None:
+    """Refuse to resume the checkpoint at ``path`` unless it was written by the run ``current`` describes."""
+    if resume == "ignore-settings":
+        return
+    saved = state.get("fingerprint")
+    if saved is None:
+        raise CheckpointError(
+            f"checkpoint {path} was written before catlib recorded run settings in checkpoints, so it cannot be "
+            f"checked against this run; delete it to train from scratch, or pass resume='ignore-settings' to "
+            f"continue it with the settings given now")
+    differences = fingerprint_differences(saved, current)
+    if differences:
+        shown = differences[:12] + ([f"... and {len(differences) - 12} more"] if len(differences) > 12 else [])
+        raise CheckpointError(
+            f"checkpoint {path} belongs to another run; these settings differ:\n  " + "\n  ".join(shown)
+            + f"\nDelete it (or choose another checkpoint file) to train this run from scratch, or pass "
+              f"resume='ignore-settings' to continue the saved run with the settings given now")
 
 
 def finished_run_metrics(path: str | os.PathLike | None, run: dict, steps: int) -> dict | None:
@@ -125,8 +180,8 @@ def save_metrics(path: str | os.PathLike, metrics: dict) -> None:
     if process_rank() != 0:
         return
     state = load_checkpoint(path)
-    state["metrics"] = metrics
-    _save(Path(path), state)
+    state["metrics"] = to_plain(metrics, "metrics")
+    save_checkpoint(path, state)
 
 
 class TrainingLoss(nn.Module):
@@ -165,7 +220,7 @@ _FIT_DEFAULTS: dict = {}
 
 @contextlib.contextmanager
 def fit_defaults(*, precision: str | None = None, checkpoint_minutes: float | None = None,
-                 estimate: bool | None = None) -> Iterator[None]:
+                 estimate: bool | None = None, resume: str | None = None) -> Iterator[None]:
     """Inside the block, :func:`fit` calls that leave these arguments out use the values given here.
 
     The command line (``python -m catlib.experiments --precision bf16 --estimate toy50``) uses
@@ -182,8 +237,10 @@ def fit_defaults(*, precision: str | None = None, checkpoint_minutes: float | No
         _check_precision(precision)
     if checkpoint_minutes is not None:
         _check_minutes(checkpoint_minutes)
+    if resume is not None:
+        _check_resume(resume)
     saved = dict(_FIT_DEFAULTS)
-    given = {"precision": precision, "checkpoint_minutes": checkpoint_minutes, "estimate": estimate}
+    given = {"precision": precision, "checkpoint_minutes": checkpoint_minutes, "estimate": estimate, "resume": resume}
     _FIT_DEFAULTS.update({k: v for k, v in given.items() if v is not None})
     try:
         yield
@@ -202,6 +259,12 @@ def _check_precision(precision) -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
     return precision
+
+
+def _check_resume(resume) -> str:
+    if resume not in RESUME_MODES:
+        raise ValueError(f"resume must be one of {', '.join(map(repr, RESUME_MODES))}, got {resume!r}")
+    return resume
 
 
 def _check_minutes(minutes) -> float:
@@ -236,16 +299,33 @@ def _device_for(ctx: DistributedContext, device: str | torch.device | None) -> t
     return device
 
 
+def _nonfinite_loss_message(loss: float, step: int, named_params: list[tuple[str, Tensor]], precision: str) -> str:
+    """Why training stopped: the parameters went non-finite (an earlier update diverged), or only the loss did."""
+    hint = "" if precision == "fp32" else f"; training in {precision}: try precision 'fp32'"
+    bad = [name for name, p in named_params if not torch.isfinite(p.detach()).all()]
+    if bad:
+        listed = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        return (f"the parameters became non-finite before step {step} ({len(bad)} of {len(named_params)} tensors: "
+                f"{listed}), so the loss is {loss}: an earlier update diverged; lower lr or keep grad_clip on{hint}")
+    return (f"loss became {loss} at step {step} while every parameter is finite: the model's log_prob (or "
+            f"training_loss) returned a non-finite value on this batch; look for a log of zero or an overflow "
+            f"in the model, or lower lr{hint}")
+
+
 def _step(objective: nn.Module, params: list[Tensor], optimizer: torch.optim.Optimizer, x: Tensor,
           precision: str, device: torch.device, scaler, grad_clip: float | None,
-          ctx: DistributedContext, step: int) -> float:
-    """One optimisation step on ``x``; returns the loss (the mean over every rank's batch)."""
+          ctx: DistributedContext, step: int, names: list[str] | None = None) -> float:
+    """One optimisation step on ``x``; returns the loss (the mean over every rank's batch).
+
+    A non-finite loss raises ``FloatingPointError`` saying whether the parameters (named by
+    ``names``, aligned with ``params``) or only the loss went non-finite.
+    """
     with _autocast(precision, device):
         loss = objective(x)
     logged = all_reduce_mean(loss.detach(), ctx)
     if not torch.isfinite(logged):
-        hint = "" if precision == "fp32" else f" (training in {precision}: try precision 'fp32')"
-        raise FloatingPointError(f"loss became {logged.item()} at step {step}; lower lr or enable grad_clip{hint}")
+        named = list(zip(names if names is not None else [f"parameter {i}" for i in range(len(params))], params))
+        raise FloatingPointError(_nonfinite_loss_message(logged.item(), step, named, precision))
     optimizer.zero_grad(set_to_none=True)
     if scaler is None:
         loss.backward()
@@ -267,7 +347,8 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
         checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 500,
         grad_clip: float | None = 10.0, warmup: int = 100, progress: bool = True,
         desc: str | None = None, *, precision: str | None = None, checkpoint_minutes: float | None = None,
-        estimate: bool | None = None, distributed: bool | None = None) -> FitResult:
+        estimate: bool | None = None, distributed: bool | None = None, resume: str | None = None,
+        settings: dict | None = None) -> FitResult:
     r"""Maximise ``model.log_prob(x).mean()`` with Adam and a cosine learning-rate decay.
 
     A model with its own objective (``model.training_loss(x) -> scalar``, e.g. multinomial
@@ -301,9 +382,11 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
     of :math:`q(v \mid x)`, diffusion timesteps) comes from torch's global generator, seeded
     with :func:`catlib.distributed.rank_seed` on each rank. The logged losses are global
     means; only rank 0 shows the progress bar and writes checkpoints, which keep every
-    rank's random state, and every rank reads the checkpoint on resume (exact with the same
-    number of processes). ``batch_size`` stays the global batch and must be divisible by
-    ``W``. Buffers (e.g. diffusion's loss history) are rank 0's, broadcast by DDP before
+    rank's random state, and every rank reads the checkpoint on resume (the number of
+    processes is part of the run's fingerprint). Data-dependent initialisations (ActNorm,
+    ActNorm2d, the Gumbel locations) run on the global first batch and are copied from rank 0
+    to every rank before the first step, so the replicas start, and stay, identical.
+    ``batch_size`` stays the global batch and must be divisible by ``W``. Buffers (e.g. diffusion's loss history) are rank 0's, broadcast by DDP before
     every forward pass.
 
     Args:
@@ -327,9 +410,25 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
             ``FitResult.estimate``. With several processes rank 0 times its share of the batch.
         distributed: ``None`` (default): several processes if launched so; ``True``:
             required; ``False``: one process whatever the environment says.
+        resume: what to do with an existing ``checkpoint`` file: ``"check"`` (default)
+            resumes it only if it was written by this run (same fingerprint, see below) and
+            raises :class:`~catlib.checkpoint.CheckpointError` listing the settings that differ
+            otherwise; ``"ignore-settings"`` resumes it whatever wrote it (the settings given
+            now apply from the next step on, e.g. the cosine schedule over the new ``steps``).
+        settings: plain data naming what else defines the run (an experiment's configuration,
+            model options that change no shape); part of the fingerprint.
 
-    ``precision``, ``checkpoint_minutes`` and ``estimate`` left at ``None`` take the values of
-    an enclosing :func:`fit_defaults` block, else ``"fp32"``, ``None`` and ``False``.
+    **Checkpoints.** The file holds tensors and plain data only (model, optimiser, step,
+    losses, time, every random state, the metrics of :func:`save_metrics`), with a SHA-256 of
+    its contents and the run's fingerprint (:func:`run_fingerprint`: model class and parameter
+    shapes, data, seed, steps, batch size, learning rate, warm-up, clipping, schedule,
+    precision, number of processes, ``settings``). It is read with ``weights_only=True`` (a
+    file that needs anything else is refused, never unpickled), a changed byte is reported as
+    a corrupted file, and a finished run asked for more steps is another run. The folder is
+    created and test-written before the first step.
+
+    ``precision``, ``checkpoint_minutes``, ``estimate`` and ``resume`` left at ``None`` take the
+    values of an enclosing :func:`fit_defaults` block, else ``"fp32"``, ``None``, ``False`` and ``"check"``.
 
     Returns:
         a :class:`FitResult`; ``metrics`` holds what :func:`save_metrics` stored, if any.
@@ -349,10 +448,17 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
     if checkpoint_minutes is not None:
         checkpoint_minutes = _check_minutes(checkpoint_minutes)
     estimate = bool(_resolve_default("estimate", estimate, False))
+    resume = _check_resume(_resolve_default("resume", resume, "check"))
+    path = Path(checkpoint) if checkpoint is not None else None
+    if path is not None:  # before any training: a folder that cannot hold the checkpoint fails now
+        check_writable_dir(path.parent, "checkpoint folder")
     ctx = init_distributed(distributed, device)
     rows = ctx.shard(batch_size)
     device = _device_for(ctx, device)
     _check_precision_device(precision, device)
+    fingerprint = run_fingerprint(model, data, steps=steps, batch_size=batch_size, lr=lr, seed=seed, warmup=warmup,
+                                  grad_clip=grad_clip, precision=precision, world_size=ctx.world_size,
+                                  settings=settings) if path is not None else None
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
@@ -364,11 +470,15 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
     seed_everything(rank_seed(seed, ctx.rank))
     gen = torch.Generator().manual_seed(seed)
     result = FitResult()
-    path = Path(checkpoint) if checkpoint is not None else None
     barrier(ctx)  # every rank looks at the same file (rank 0 may just have deleted a stale one)
     if path is not None and path.exists():
         state = load_checkpoint(path)
-        model.load_state_dict(state["model"])
+        _check_fingerprint(path, state, fingerprint, resume)
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as err:  # only with resume="ignore-settings": the shapes were not compared
+            raise CheckpointError(f"checkpoint {path} holds a model of other shapes than this one: "
+                                  f"{str(err).strip().splitlines()[-1].strip()}") from None
         optimizer.load_state_dict(state["optimizer"])
         if scaler is not None and state.get("scaler") is not None:
             scaler.load_state_dict(state["scaler"])
@@ -382,15 +492,14 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
                 torch.cuda.set_rng_state(cuda_rng, device)
         # else: another number of processes wrote it; this rank keeps its fresh rank_seed state
         gen.set_state(state["data_rng"])
-        result = FitResult(state["losses"], state["step"], state["seconds"], state["step"], state.get("metrics"))
-    elif path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        result = FitResult(list(state["losses"]), state["step"], state["seconds"], state["step"], state.get("metrics"))
 
     def snapshot(rank_states: list | None) -> dict:
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": result.steps,
                  "losses": result.losses, "seconds": result.seconds, "torch_rng": torch.get_rng_state(),
                  "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                 "data_rng": gen.get_state(), "metrics": result.metrics, "steps_total": steps}
+                 "data_rng": gen.get_state(), "metrics": result.metrics, "steps_total": steps,
+                 "fingerprint": fingerprint}
         if precision != "fp32":  # extra keys only where used: fp32 single-process files are as before
             state["precision"] = precision
         if scaler is not None:
@@ -406,17 +515,13 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
             rank_states = all_gather_objects(
                 (torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None), ctx)
         if ctx.is_main:
-            _save(path, snapshot(rank_states))
+            save_checkpoint(path, snapshot(rank_states))
 
     if isinstance(data, Tensor):
         train = data.to(device)
 
-        if ctx.enabled:
-            def draw(n: int, g: torch.Generator) -> Tensor:
-                return train[torch.randint(len(train), (n,), generator=g)[rows].to(device)]
-        else:
-            def draw(n: int, g: torch.Generator) -> Tensor:
-                return train[torch.randint(len(train), (n,), generator=g).to(device)]
+        def draw(n: int, g: torch.Generator) -> Tensor:
+            return train[torch.randint(len(train), (n,), generator=g).to(device)]
     elif ctx.enabled:
         def draw(n: int, g: torch.Generator) -> Tensor:
             batch = data(n, g)
@@ -424,16 +529,14 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
                 got = f"shape {list(batch.shape)}" if isinstance(batch, Tensor) else type(batch).__name__
                 raise ValueError(f"data(batch_size, generator) must return a tensor [batch_size={n}, ...] to split "
                                  f"across {ctx.world_size} processes, got {got}")
-            return batch[rows]
+            return batch
     else:
         draw = data
 
     objective: nn.Module = TrainingLoss(model)
-    if ctx.enabled:
-        from torch.nn.parallel import DistributedDataParallel
-
-        objective = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
-    params = list(model.parameters())
+    wrapped = not ctx.enabled  # with several processes, DDP wraps the objective at the first step
+    named = list(model.named_parameters())
+    names, params = [name for name, _ in named], [p for _, p in named]
 
     bar = tqdm(range(result.steps, steps), initial=result.steps, total=steps, disable=not progress or not ctx.is_main,
                desc=desc or getattr(model, "name", "fit"), leave=False)
@@ -443,7 +546,16 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
-        x = draw(batch_size, gen).to(device)
+        x = draw(batch_size, gen).to(device)  # with several processes: the global batch, split below
+        if not wrapped:
+            from torch.nn.parallel import DistributedDataParallel
+
+            _initialize_on_global_batch(objective, x, precision, device)
+            # DDP's constructor broadcasts rank 0's parameters and buffers, data-dependent ones included
+            objective = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
+            wrapped = True
+        if ctx.enabled:
+            x = x[rows]
         if estimate and step == first and ctx.is_main:
             began = _clock()
             try:  # advisory: a model that cannot be copied (or a copy that does not fit) still trains
@@ -455,7 +567,7 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
             start += _clock() - began  # the estimate is not training time
-        loss = _step(objective, params, optimizer, x, precision, device, scaler, grad_clip, ctx, step)
+        loss = _step(objective, params, optimizer, x, precision, device, scaler, grad_clip, ctx, step, names)
         result.losses.append(loss)
         result.steps = step + 1
         result.seconds = _clock() - start
@@ -469,12 +581,42 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
                 save()
                 last_save = _clock()
     bar.close()
-    if ctx.enabled:
+    if ctx.enabled and wrapped:
         del objective  # drop DDP's gradient hooks from the model's parameters
         gc.collect()
         barrier(ctx)  # the last checkpoint is written before any rank goes on
     model.eval()
     return result
+
+
+def _pending_data_init(model: nn.Module) -> bool:
+    """Whether a module of ``model`` still waits for its data-dependent initialisation.
+
+    The convention of catlib's layers (ActNorm, ActNorm2d, the Gumbel locations, ...): such a
+    module registers a boolean buffer ``initialized`` and sets it in its first forward pass in
+    training mode, from that batch's statistics.
+    """
+    return any(name.rsplit(".", 1)[-1] == "initialized" and buf.dtype == torch.bool and not bool(buf.all())
+               for name, buf in model.named_buffers())
+
+
+@torch.no_grad()
+def _initialize_on_global_batch(objective: TrainingLoss, x: Tensor, precision: str, device: torch.device) -> None:
+    """Run the data-dependent initialisations of ``objective.model`` on the global first batch ``x``.
+
+    Without this, each process of a DDP run would initialise ActNorm (and friends) from its own
+    slice of the batch, after DDP's initial broadcast, and the replicas would drift apart. The
+    forward pass here draws its noise from a fork of the global generators, so rank 0 computes
+    exactly the values a single process computes in its first step on the same batch, and the
+    training step that follows draws the same noise as it would have without this pass. DDP's
+    constructor, called next, copies rank 0's values to every rank.
+    """
+    if not _pending_data_init(objective.model):
+        return
+    cuda = device.type == "cuda"
+    index = (device.index if device.index is not None else torch.cuda.current_device()) if cuda else None
+    with torch.random.fork_rng(devices=[index] if cuda else []), _autocast(precision, device):
+        objective(x)
 
 
 def _saved_tensor_bytes() -> tuple[contextlib.AbstractContextManager, Callable[[], int]]:

@@ -15,21 +15,26 @@ def make():
 DATA = torch.randint(0, 4, (300, 2), generator=torch.Generator().manual_seed(0))
 
 
+def draw(n, g):
+    """The batches ``fit`` draws from ``DATA``, as a batch function."""
+    return DATA[torch.randint(len(DATA), (n,), generator=g)]
+
+
 def test_resume_after_interruption_is_bit_for_bit(tmp_path):
     straight = make()
     fit(straight, DATA, steps=20, batch_size=16, checkpoint=tmp_path / "a.pt", checkpoint_every=5, progress=False)
 
     # the Colab session is lost during step 13
-    interrupted = interrupted_draw(lambda n, g: DATA[torch.randint(len(DATA), (n,), generator=g)], on_call=13)
+    interrupted = interrupted_draw(draw, on_call=13)
 
     resumed = make()
     with pytest.raises(KeyboardInterrupt):
         fit(resumed, interrupted, steps=20, batch_size=16, checkpoint=tmp_path / "b.pt", checkpoint_every=5,
             progress=False)
     assert load_checkpoint(tmp_path / "b.pt")["step"] == 10
-    resumed = make()
-    result = fit(resumed, DATA, steps=20, batch_size=16, checkpoint=tmp_path / "b.pt", checkpoint_every=5,
-                 progress=False)
+    resumed = make()  # the same program run again: the same batch function, this time not interrupted
+    result = fit(resumed, interrupted_draw(draw, on_call=0), steps=20, batch_size=16, checkpoint=tmp_path / "b.pt",
+                 checkpoint_every=5, progress=False)
     assert result.resumed_from == 10 and result.steps == 20
     for (n, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(p, q), n
@@ -93,23 +98,25 @@ def test_finished_run_metrics_keeps_only_the_same_run(tmp_path):
 # Pinned with the implementation of ``fit`` before mixed precision, DDP, time-based checkpoints and
 # run estimates were added (catlib/train.py at commit 8d56f04), computed on CPU with
 # OMP_NUM_THREADS=1. A single process with default arguments must keep drawing the same batches
-# and the same noise and computing the same losses: finished experiments' checkpoints and results
-# depend on it. On the machine that computed them the losses are equal to the last bit; the
-# relative tolerance of 1e-6 only admits other CPUs' SIMD rounding (a changed random draw moves a
-# loss by far more). The random streams (integers drawn afterwards) must match exactly.
+# and the same noise and computing the same losses: finished experiments' results depend on it.
+# The losses are float32 sums of many kernels whose rounding differs between processors: on an AMD
+# EPYC 7 of the 8 differed from these (Intel) values by up to 9.6e-6 relative. The tolerance, 1e-4
+# relative, admits that with a 10x margin; a changed noise draw alone (global seed + 1, same batches)
+# moved every loss by 2.4e-3 relative or more, a changed batch by far more. The random streams (integers
+# drawn afterwards) do not depend on floating point and must match exactly.
 PINNED_LOSSES = [3.4122822284698486, 5.492589473724365, 5.845890522003174, 5.355070114135742,
                  5.490797996520996, 7.75227165222168, 4.212565898895264, 5.291864395141602]
 PINNED_TORCH_DRAWS_AFTER = [676, 963, 446, 624, 740]  # torch.randint(1000, (5,)) right after fit
 PINNED_DATA_DRAWS_AFTER = [193, 211, 28, 31, 277]  # the checkpoint's data generator: randint(300, (5,))
-PINNED_KEYS = ["cuda_rng", "data_rng", "losses", "metrics", "model", "optimizer", "seconds", "step", "steps_total",
-               "torch_rng"]
+PINNED_KEYS = ["cuda_rng", "data_rng", "fingerprint", "format", "losses", "metrics", "model", "optimizer", "seconds",
+               "sha256", "step", "steps_total", "torch_rng"]
 
 
 def test_default_single_process_fit_is_unchanged(tmp_path):
     model = make()
     result = fit(model, DATA, steps=8, batch_size=16, checkpoint=tmp_path / "pin.pt", checkpoint_every=4,
                  progress=False, device="cpu")  # the default device is CUDA where there is one; the pin is CPU's
-    assert result.losses == pytest.approx(PINNED_LOSSES, rel=1e-6, abs=0)
+    assert result.losses == pytest.approx(PINNED_LOSSES, rel=1e-4, abs=0)
     assert torch.randint(1000, (5,)).tolist() == PINNED_TORCH_DRAWS_AFTER
     state = load_checkpoint(tmp_path / "pin.pt")
     assert sorted(state) == PINNED_KEYS and sorted(state["optimizer"]) == ["param_groups", "state"]
