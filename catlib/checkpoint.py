@@ -175,7 +175,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return state
 
 
+_MISSING = object()
+
+
 def _short(value: Any) -> str:
+    if value is _MISSING:
+        return "(not set)"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -184,7 +189,7 @@ def fingerprint_differences(saved: dict, current: dict, prefix: str = "") -> lis
     """One line per setting that differs between two fingerprints: ``"name: saved -> now"``.
 
     Nested dicts are compared entry by entry (``"settings.lr"``); a missing entry shows as
-    ``<missing>``.
+    ``(not set)``.
 
     >>> fingerprint_differences({"seed": 0, "data": {"rows": 5}}, {"seed": 1, "data": {"rows": 5}})
     ['seed: 0 in the checkpoint, 1 now']
@@ -192,7 +197,7 @@ def fingerprint_differences(saved: dict, current: dict, prefix: str = "") -> lis
     lines = []
     for key in sorted(set(saved) | set(current), key=str):
         name = f"{prefix}{key}"
-        a, b = saved.get(key, "<missing>"), current.get(key, "<missing>")
+        a, b = saved.get(key, _MISSING), current.get(key, _MISSING)
         if isinstance(a, dict) and isinstance(b, dict):
             lines += fingerprint_differences(a, b, f"{name}.")
         elif a != b:

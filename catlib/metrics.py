@@ -5,6 +5,7 @@ Bits per dimension: :math:`-\log P(x) / (D \ln 2)` with ``D`` categorical variab
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import Tensor, nn
@@ -39,7 +40,12 @@ def entropy_bits(probs: Tensor) -> float:
 def evaluate_bound(model: nn.Module, x: Tensor, k: int = 1, batch_size: int = 256,
                    progress: bool = True, **log_prob_options) -> Tensor:
     """``model.log_prob(x, k, **log_prob_options)`` for a whole data set in batches, in eval mode:
-    ``[N]`` nats (e.g. ``exact=True`` for multinomial diffusion's all-terms ELBO)."""
+    ``[N]`` nats (e.g. ``exact=True`` for multinomial diffusion's all-terms ELBO).
+
+    Warns (``RuntimeWarning``) when some bounds are NaN or infinite, saying how many and where
+    the first is, since any average of them is then meaningless; the values are returned as
+    they are.
+    """
     was_training = model.training
     model.eval()
     try:
@@ -47,7 +53,14 @@ def evaluate_bound(model: nn.Module, x: Tensor, k: int = 1, batch_size: int = 25
                for xb in tqdm(x.split(batch_size), desc=f"bound k={k}", disable=not progress, leave=False)]
     finally:
         model.train(was_training)
-    return torch.cat(out)
+    bounds = torch.cat(out)
+    bad = ~torch.isfinite(bounds)
+    if bad.any():
+        first = int(bad.nonzero()[0, 0])
+        warnings.warn(f"{int(bad.sum())} of {len(bounds)} bounds are non-finite (first: {bounds[first].item()} at "
+                      f"row {first}); an average over them is not a number of bits. The model's parameters or "
+                      f"these examples need a look", RuntimeWarning, stacklevel=2)
+    return bounds
 
 
 @torch.no_grad()

@@ -1,6 +1,8 @@
 """Small helpers shared by the unit tests (pytest puts this folder on ``sys.path``)."""
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -17,10 +19,13 @@ def randomize(module: nn.Module, std: float = 0.3, seed: int = 0) -> nn.Module:
 def interrupted_draw(draw, on_call: int):
     """A batch function like ``draw(n, generator)`` that raises ``KeyboardInterrupt`` on its ``on_call``-th call.
 
-    Stands for a lost session (a Colab runtime gone) during that training step.
+    Stands for a lost session (a Colab runtime gone) during that training step. It carries
+    ``draw``'s name (``functools.wraps``), so a run resumed with ``draw`` itself has the same
+    data description in its checkpoint fingerprint, as a program run again would.
     """
     calls = {"n": 0}
 
+    @functools.wraps(draw)
     def batch(n, g):
         calls["n"] += 1
         if calls["n"] == on_call:

@@ -160,6 +160,67 @@ def test_ddp_on_two_cpu_processes_matches_one_process_on_the_global_batch(tmp_pa
     assert not list(tmp_path.glob("*.tmp"))
 
 
+#: Models whose layers initialise themselves from the first batch (ActNorm, the Gumbel locations, ActNorm2d).
+DATA_INIT_MODELS = {
+    "argmax-gumbel": ((3,), dict(flow_steps=1, hidden=(8,))),
+    "argmax-threshold": ((3,), dict(flow_steps=1, hidden=(8,), q_flow_steps=1, q_hidden=(8,))),
+    "argmax-threshold-image": ((4, 4), dict(flow_steps=1, growth=4, depth=1, q_flow_steps=1, q_growth=4, q_depth=1)),
+}
+INIT_DATA = {shape: torch.randint(0, 3, (64, *shape), generator=torch.Generator().manual_seed(1))
+             for shape in {shape for shape, _ in DATA_INIT_MODELS.values()}}
+
+
+def _build_data_init_model(key: str) -> nn.Module:
+    shape, options = DATA_INIT_MODELS[key]
+    torch.manual_seed(0)
+    return catlib.build_model(key.removesuffix("-image"), shape, 3, **options)
+
+
+def _data_init_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    """Trains each model of DATA_INIT_MODELS with lr=0 (the initialisation alone) and for 4 steps."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
+    torch.set_num_threads(1)
+    import torch.distributed as dist
+
+    found = {}
+    for key, (shape, _) in DATA_INIT_MODELS.items():
+        model = _build_data_init_model(key)
+        fit(model, INIT_DATA[shape], steps=1, batch_size=16, lr=0.0, progress=False, device="cpu")
+        found[f"{key}/init"] = {k: v.clone() for k, v in model.state_dict().items()}
+        model = _build_data_init_model(key)
+        fit(model, INIT_DATA[shape], steps=4, batch_size=16, lr=1e-2, warmup=1, progress=False, device="cpu")
+        found[f"{key}/trained"] = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.save(found, Path(out) / f"init-rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="needs torch.distributed with the Gloo backend")
+def test_ddp_replicas_of_data_dependent_layers_stay_identical(tmp_path, monkeypatch):
+    """ActNorm, ActNorm2d and the Gumbel locations initialise on the global first batch, the same on every rank.
+
+    Before, each rank initialised them from its own half of the batch after DDP's initial
+    broadcast, and two CPU processes drifted apart by up to 1.1 in 3 steps.
+    """
+    monkeypatch.syspath_prepend(str(REPO))
+    _spawn(_data_init_worker, (2, _free_port(), str(tmp_path)), nprocs=2)
+    ranks = [torch.load(tmp_path / f"init-rank{r}.pt", weights_only=True) for r in range(2)]
+    for key, (shape, _) in DATA_INIT_MODELS.items():
+        single = _build_data_init_model(key)
+        fresh = {k: v.clone() for k, v in single.state_dict().items()}
+        fit(single, INIT_DATA[shape], steps=1, batch_size=16, lr=0.0, progress=False, device="cpu", distributed=False)
+        initialised = [k for k, v in single.state_dict().items() if not torch.equal(v, fresh[k])]
+        assert any(k.endswith("initialized") for k in initialised), (key, initialised)
+        assert len(initialised) > 1, (key, initialised)  # the initialised values changed, not just the flag
+        for name, value in single.state_dict().items():
+            # rank 0 initialises exactly as one process does on the same global batch, and rank 1 gets rank 0's values
+            for r in range(2):
+                assert torch.equal(ranks[r][f"{key}/init"][name], value), (key, name, r)
+            # after 4 steps of training the two replicas are still the same model
+            assert torch.equal(ranks[0][f"{key}/trained"][name], ranks[1][f"{key}/trained"][name]), (key, name)
+
+
 def test_distributed_context_and_environment(monkeypatch):
     ctx = DistributedContext(rank=2, world_size=4, local_rank=0)
     assert ctx.shard(16) == slice(8, 12) and not ctx.is_main and ctx.enabled
@@ -215,8 +276,8 @@ def test_bf16_on_cpu_trains_under_autocast_and_resumes_exactly(tmp_path):
     state = load_checkpoint(path)
     assert state["step"] == 4 and state["precision"] == "bf16" and "scaler" not in state
     resumed = AutocastProbe()
-    again = fit(resumed, DATA, steps=8, batch_size=16, lr=0.05, warmup=2, checkpoint=path, checkpoint_every=2,
-                progress=False, precision="bf16", device="cpu")
+    again = fit(resumed, draw_from_data, steps=8, batch_size=16, lr=0.05, warmup=2, checkpoint=path,
+                checkpoint_every=2, progress=False, precision="bf16", device="cpu")
     assert again.resumed_from == 4 and again.losses == result.losses
     for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(p, q), name
@@ -242,8 +303,8 @@ def test_fp16_on_cuda_saves_and_restores_the_grad_scaler(tmp_path):  # pragma: n
             precision="fp16", device="cuda")
     state = load_checkpoint(path)
     assert state["step"] == 3 and state["precision"] == "fp16" and state["scaler"]["scale"] > 0
-    again = fit(TinyAR(), DATA, steps=6, batch_size=16, checkpoint=path, checkpoint_every=3, progress=False,
-                precision="fp16", device="cuda")
+    again = fit(TinyAR(), draw_from_data, steps=6, batch_size=16, checkpoint=path, checkpoint_every=3,
+                progress=False, precision="fp16", device="cuda")
     assert again.resumed_from == 3 and all(np.isfinite(result.losses))
     # CUDA's atomic adds (the embedding's backward) may reorder sums: equal up to rounding
     assert again.losses == pytest.approx(result.losses, rel=1e-3)

@@ -1,8 +1,12 @@
-"""The training loop: exact resume, stored metrics, damaged checkpoints."""
+"""The training loop: exact resume, stored metrics, damaged, corrupted, unsafe and mismatched checkpoints."""
+from pathlib import Path
+
 import pytest
 import torch
 
 import catlib
+from catlib.checkpoint import CheckpointError
+from catlib.metrics import evaluate_bound
 from catlib.train import finished_run_metrics, fit, load_checkpoint, save_metrics
 from helpers import interrupted_draw
 
@@ -33,8 +37,8 @@ def test_resume_after_interruption_is_bit_for_bit(tmp_path):
             progress=False)
     assert load_checkpoint(tmp_path / "b.pt")["step"] == 10
     resumed = make()  # the same program run again: the same batch function, this time not interrupted
-    result = fit(resumed, interrupted_draw(draw, on_call=0), steps=20, batch_size=16, checkpoint=tmp_path / "b.pt",
-                 checkpoint_every=5, progress=False)
+    result = fit(resumed, draw, steps=20, batch_size=16, checkpoint=tmp_path / "b.pt", checkpoint_every=5,
+                 progress=False)
     assert result.resumed_from == 10 and result.steps == 20
     for (n, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(p, q), n
@@ -146,3 +150,171 @@ def test_new_options_off_by_default_match_explicit_defaults():
 def test_bad_options_name_the_argument(name, value, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         fit(make(), DATA, steps=2, batch_size=4, progress=False, **{name: value})
+
+
+# --- checkpoints: safe to load, checked, and only ever resumed by the run that wrote them ---
+
+
+class _MakesAFolder:
+    """A pickled object that would create a folder when unpickled (as a malicious checkpoint could run any code)."""
+
+    def __init__(self, folder):
+        self.folder = str(folder)
+
+    def __reduce__(self):
+        import os
+
+        return os.mkdir, (self.folder,)
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_not_unpickled(tmp_path):
+    path = tmp_path / "run.pt"
+    fit(make(), DATA, steps=4, batch_size=8, checkpoint=path, progress=False)
+    state = torch.load(path, weights_only=True)
+    state["metrics"] = {"note": _MakesAFolder(tmp_path / "pwned")}
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match=r"run\.pt holds objects other than tensors and plain data.*could run code"):
+        fit(make(), DATA, steps=4, batch_size=8, checkpoint=path, progress=False)
+    with pytest.raises(CheckpointError, match="could run code"):
+        load_checkpoint(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_metrics_are_stored_as_plain_data(tmp_path):
+    np = pytest.importorskip("numpy")
+    path = tmp_path / "run.pt"
+    fit(make(), DATA, steps=2, batch_size=8, checkpoint=path, progress=False)
+    save_metrics(path, {"bits": np.float32(1.5), "hist": np.arange(3), "where": tmp_path, "hidden": (8, 8)})
+    metrics = load_checkpoint(path)["metrics"]
+    assert metrics == {"bits": 1.5, "hist": [0, 1, 2], "where": str(tmp_path), "hidden": (8, 8)}
+    assert type(metrics["bits"]) is float
+    with pytest.raises(CheckpointError, match=r"metrics\['f'\] holds a function"):
+        save_metrics(path, {"f": lambda: 0})
+
+
+def test_a_checkpoint_of_other_settings_is_refused_with_the_differences(tmp_path):
+    path = tmp_path / "run.pt"
+    fit(make(), DATA, steps=20, batch_size=16, checkpoint=path, checkpoint_every=5, progress=False)
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError) as err:  # used to return the 20-step run and train nothing
+        fit(make(), DATA, steps=10, batch_size=16, lr=0.5, seed=7, checkpoint=path, progress=False)
+    message = str(err.value)
+    assert "run.pt belongs to another run" in message and "resume='ignore-settings'" in message
+    for line in ("steps: 20 in the checkpoint, 10 now", "lr: 0.001 in the checkpoint, 0.5 now",
+                 "seed: 0 in the checkpoint, 7 now"):
+        assert line in message
+    assert "batch_size" not in message  # only what differs
+    # a finished run asked for more steps is another run (it used to continue on another cosine schedule)
+    with pytest.raises(CheckpointError, match="steps: 20 in the checkpoint, 40 now"):
+        fit(make(), DATA, steps=40, batch_size=16, checkpoint=path, progress=False)
+    # another width: named shapes instead of torch's "size mismatch"
+    torch.manual_seed(0)
+    wider = catlib.build_model("argmax-threshold", (2,), 4, flow_steps=1, hidden=(32,), q_flow_steps=1, q_hidden=(8,))
+    with pytest.raises(CheckpointError, match=r"shapes\.flow\..*\[16, .*\] in the checkpoint, \[32, .*\] now"):
+        fit(wider, DATA, steps=20, batch_size=16, checkpoint=path, progress=False)
+    # other data, other precision, the caller's own settings
+    with pytest.raises(CheckpointError, match="data.sha256"):
+        fit(make(), DATA.flip(0), steps=20, batch_size=16, checkpoint=path, progress=False)
+    with pytest.raises(CheckpointError, match="precision: 'fp32' in the checkpoint, 'bf16' now"):
+        fit(make(), DATA, steps=20, batch_size=16, checkpoint=path, progress=False, precision="bf16")
+    with pytest.raises(CheckpointError, match=r"settings\.init_spread: \(not set\) in the checkpoint, 2\.0 now"):
+        fit(make(), DATA, steps=20, batch_size=16, checkpoint=path, progress=False, settings={"init_spread": 2.0})
+    assert path.read_bytes() == before  # nothing was trained or written
+    # the same settings resume (a finished run: nothing more to train)
+    again = fit(make(), DATA, steps=20, batch_size=16, checkpoint=path, progress=False)
+    assert again.resumed_from == 20 and again.steps == 20
+
+
+def test_ignore_settings_continues_a_run_with_the_new_settings(tmp_path):
+    path = tmp_path / "run.pt"
+    fit(make(), DATA, steps=6, batch_size=16, checkpoint=path, progress=False)
+    result = fit(make(), DATA, steps=9, batch_size=16, checkpoint=path, progress=False, resume="ignore-settings")
+    assert result.resumed_from == 6 and result.steps == 9 and len(result.losses) == 9
+    assert load_checkpoint(path)["fingerprint"]["steps"] == 9  # the file now describes the continued run
+    torch.manual_seed(0)
+    wider = catlib.build_model("argmax-threshold", (2,), 4, flow_steps=1, hidden=(32,), q_flow_steps=1, q_hidden=(8,))
+    with pytest.raises(CheckpointError, match="holds a model of other shapes than this one"):
+        fit(wider, DATA, steps=9, batch_size=16, checkpoint=path, progress=False, resume="ignore-settings")
+    with pytest.raises(ValueError, match="resume must be one of 'check', 'ignore-settings', got 'yes'"):
+        fit(make(), DATA, steps=9, batch_size=16, checkpoint=path, progress=False, resume="yes")
+
+
+def test_a_checkpoint_without_a_fingerprint_is_resumed_only_when_told(tmp_path):
+    path = tmp_path / "old.pt"
+    fit(make(), DATA, steps=4, batch_size=16, checkpoint=path, progress=False)
+    state = load_checkpoint(path)
+    for key in ("fingerprint", "format", "sha256"):  # as catlib wrote checkpoints before
+        del state[key]
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="written before catlib recorded run settings"):
+        fit(make(), DATA, steps=6, batch_size=16, checkpoint=path, progress=False)
+    result = fit(make(), DATA, steps=6, batch_size=16, checkpoint=path, progress=False, resume="ignore-settings")
+    assert result.resumed_from == 4 and result.steps == 6
+
+
+def test_a_flipped_byte_in_a_checkpoint_is_reported_as_corruption(tmp_path):
+    path = tmp_path / "run.pt"
+    model = make()
+    fit(model, DATA, steps=4, batch_size=16, checkpoint=path, progress=False)
+    weight = max(model.state_dict().values(), key=lambda t: t.numel())
+    raw = bytearray(path.read_bytes())
+    at = raw.find(weight.contiguous().numpy().tobytes()[:32])
+    assert at >= 0  # the tensor's bytes are stored as they are
+    raw[at + 2] ^= 0x10  # one bit of one float: used to load silently
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match=r"checkpoint .*run\.pt is corrupted: its contents have SHA-256"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="is corrupted"):
+        fit(make(), DATA, steps=4, batch_size=16, checkpoint=path, progress=False)
+
+
+def test_a_checkpoint_folder_that_cannot_be_written_fails_before_training(tmp_path):
+    calls = []
+
+    def batches(n, g):
+        calls.append(n)
+        return DATA[:n]
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for folder, why in [("/proc/self", "is not writable"), (blocker / "sub", "cannot be created")]:
+        with pytest.raises(ValueError, match=f"checkpoint folder '{folder}' {why}"):
+            fit(make(), batches, steps=3, batch_size=4, checkpoint=Path(folder) / "run.pt", progress=False)
+    assert calls == []  # refused before the first step
+    fit(make(), batches, steps=1, batch_size=4, checkpoint=tmp_path / "new" / "deeper" / "run.pt", progress=False)
+    assert (tmp_path / "new" / "deeper" / "run.pt").is_file() and calls == [4]
+
+
+# --- a loss that goes non-finite: which part went wrong ---
+
+
+class _Broken(torch.nn.Module):
+    def __init__(self, weight: float, output: float):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(weight))
+        self.output = output
+
+    def log_prob(self, x):
+        return self.w * 0 + self.output + torch.zeros(len(x))
+
+
+def test_a_non_finite_loss_says_whether_the_parameters_or_the_model_went_wrong():
+    with pytest.raises(FloatingPointError, match=r"loss became nan at step 0 while every parameter is finite: "
+                                                 r"the model's log_prob"):
+        fit(_Broken(1.0, float("nan")), DATA, steps=2, batch_size=4, progress=False)
+    with pytest.raises(FloatingPointError, match=r"parameters became non-finite before step 0 \(1 of 1 tensors: w\)"):
+        fit(_Broken(float("inf"), 0.0), DATA, steps=2, batch_size=4, progress=False)
+
+
+def test_evaluate_bound_warns_about_non_finite_bounds():
+    with pytest.warns(RuntimeWarning, match=r"2 of 5 bounds are non-finite \(first: nan at row 0\)"):
+        out = evaluate_bound(_NaNRows(), DATA[:5], progress=False)
+    assert torch.isnan(out[0]) and torch.isfinite(out[1:3]).all()
+
+
+class _NaNRows(torch.nn.Module):
+    def log_prob(self, x, k=1):
+        out = -x.float().sum(1)
+        out[0] = float("nan")
+        out[-1] = float("-inf")
+        return out
