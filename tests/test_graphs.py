@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from catlib.data.graphs import GRAPH_SIZES, GraphColouring, colour_graph, conflicting_edges, is_valid_colouring
-from catlib.flows.graph import GraphFlow
+from catlib.flows.graph import GraphFlow, NodeLinear
 from catlib.nets.graph import GraphNet
 from helpers import randomize
 
@@ -222,7 +222,12 @@ def test_flow_starts_at_identity_couplings_and_actnorm_initialises_on_real_nodes
     flow = GraphFlow(2, num_steps=2, hidden=8, gnn_layers=1, actnorm=False).double()
     adj, mask, z = random_graphs(seed=3)
     u, ldj = flow(z, adj, mask)  # only the orthogonal linear layers act: |det| = 1 (float32 start)
-    assert torch.allclose(ldj, torch.zeros(3, dtype=torch.float64), atol=1e-6)
+    # The couplings add exactly nothing: ldj is the linear layers' log|det W| per real node (float64, exact).
+    # log|det W| itself is a few float32 ulps of the float32 QR start, which LAPACK rounds differently
+    # on other processors; 1e-5 allows 12 node-steps of that, while a coupling off the identity adds ~0.1.
+    linear = sum(m.linear.log_s.sum() for m in flow.steps if isinstance(m, NodeLinear)) * mask.sum(1)
+    torch.testing.assert_close(ldj, linear, rtol=0, atol=1e-12)
+    assert float(ldj.abs().max()) < 1e-5
     flow = GraphFlow(2, num_steps=1, hidden=8, gnn_layers=1).double().train()
     z = z * 3 + 5
     z[~mask] = 1e6  # padding must not enter the initialisation

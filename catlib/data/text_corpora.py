@@ -395,7 +395,7 @@ class MarkovText:
     >>> coin.entropy_rate_bits(), coin.sequence_entropy_bits(3)
     (1.0, 3.0)
     >>> sticky = MarkovText(torch.tensor([[0.9, 0.1], [0.1, 0.9]]), alphabet="ab")
-    >>> round(sticky.entropy_rate_bits(), 4), sticky.stationary().tolist()
+    >>> round(sticky.entropy_rate_bits(), 4), sticky.stationary().numpy().round(9).tolist()  # LAPACK: last bits vary
     (0.469, [0.5, 0.5])
     """
 
