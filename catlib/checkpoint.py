@@ -55,10 +55,10 @@ def to_plain(value: Any, where: str = "value") -> Any:
     >>> import numpy as np
     >>> to_plain({"bits": np.float32(1.5), "hidden": (8, 8), "path": Path("a/b")})
     {'bits': 1.5, 'hidden': (8, 8), 'path': 'a/b'}
-    >>> to_plain({"f": print}, "metrics")
+    >>> to_plain({"f": print}, "metrics")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    catlib.checkpoint.CheckpointError: metrics['f'] holds a builtin_function_or_method, which a checkpoint cannot store (only tensors and plain data: dict, list, tuple, str, int, float, bool, None)
+    catlib.checkpoint.CheckpointError: metrics['f'] holds a builtin_function_or_method, which a checkpoint cannot store ...
     """
     if value is None or isinstance(value, (bool, int, float, str, Tensor)):
         return value
@@ -85,7 +85,7 @@ def _feed(h: "hashlib._Hash", value: Any) -> None:
     if isinstance(value, Tensor):
         t = value.detach().cpu().contiguous()
         h.update(f"T{t.dtype}{list(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())  # the buffer itself, not a copy
     elif isinstance(value, dict):
         h.update(b"{")
         for key in sorted(value, key=repr):

@@ -100,7 +100,7 @@ def data_description(data: Tensor | Callable) -> dict:
         import hashlib
 
         t = data.detach().cpu().contiguous()
-        digest = hashlib.sha256(t.reshape(-1).view(torch.uint8).numpy().tobytes()).hexdigest()
+        digest = hashlib.sha256(t.reshape(-1).view(torch.uint8).numpy()).hexdigest()
         return {"tensor": True, "shape": list(t.shape), "dtype": str(t.dtype), "sha256": digest}
     name = getattr(data, "__qualname__", type(data).__qualname__)
     return {"tensor": False, "function": f"{getattr(data, '__module__', '?')}.{name}"}
@@ -386,8 +386,8 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
     processes is part of the run's fingerprint). Data-dependent initialisations (ActNorm,
     ActNorm2d, the Gumbel locations) run on the global first batch and are copied from rank 0
     to every rank before the first step, so the replicas start, and stay, identical.
-    ``batch_size`` stays the global batch and must be divisible by ``W``. Buffers (e.g. diffusion's loss history) are rank 0's, broadcast by DDP before
-    every forward pass.
+    ``batch_size`` stays the global batch and must be divisible by ``W``. Buffers (e.g.
+    diffusion's loss history) are rank 0's, broadcast by DDP before every forward pass.
 
     Args:
         model: has ``log_prob(x) -> [batch]`` (and optionally ``training_loss(x) -> []``).

@@ -2,6 +2,7 @@
 import math
 
 import pytest
+import torch
 
 from catlib.experiments import toy50
 
@@ -23,3 +24,31 @@ def test_smoke_run_gives_every_row_and_reuses_checkpoints(tmp_path):
 def test_unknown_profile_is_rejected():
     with pytest.raises(ValueError, match="profile must be one of"):
         toy50.run_toy50("huge", checkpoint_dir=None)
+
+
+def test_an_interrupted_run_is_not_resumed_under_another_seed(tmp_path, monkeypatch, capsys):
+    """It used to be: the run reported seed 1, but its first losses were seed 0's."""
+    import catlib.train
+    from catlib.experiments.__main__ import main
+    from helpers import interrupted_draw
+
+    real_fit = catlib.train.fit
+
+    def lost_session(model, data, **kwargs):  # the session is lost during step 15 of 40
+        return real_fit(model, interrupted_draw(lambda n, g: data[torch.randint(len(data), (n,), generator=g)], 15),
+                        **{**kwargs, "checkpoint_every": 10})
+
+    argv = ["--no-estimate", "toy50", "--profile", "smoke", "--checkpoint-dir", str(tmp_path), "--only",
+            "argmax-threshold"]
+    monkeypatch.setattr(toy50, "fit", lost_session)
+    with pytest.raises(KeyboardInterrupt):
+        main(argv)
+    monkeypatch.setattr(toy50, "fit", real_fit)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv + ["--seed", "1"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert "argmax-threshold.pt belongs to another run" in err and "seed: 0 in the checkpoint, 1 now" in err
+    assert "python -m catlib.experiments --resume ignore-settings toy50" in err
+    main(["--resume", "ignore-settings"] + argv + ["--seed", "1"])  # told to: it continues the saved run
+    assert "Argmax / thresholding" in capsys.readouterr().out

@@ -9,22 +9,55 @@
 from __future__ import annotations
 
 import argparse
-from typing import TypeVar
+from pathlib import Path
+from typing import Iterable, TypeVar
 
-__all__ = ["experiment_parser", "check_profile"]
+from catlib.experiments._cli import (MAX_SEED, device_type, missing_data_error, positive_minutes, seed_type,
+                                    writable_dir_or_error)
+
+__all__ = ["experiment_parser", "check_profile", "checkpoint_folder", "seed_type", "positive_minutes", "device_type",
+           "writable_dir_or_error", "missing_data_error"]
 
 T = TypeVar("T")
 
 
-def experiment_parser(description: str, profiles, checkpoint_dir: str) -> argparse.ArgumentParser:
-    """The command line every experiment takes: profile, checkpoint folder, seed, device, models."""
+def experiment_parser(description: str, profiles, checkpoint_dir: str,
+                      names: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The command line every experiment takes: profile, checkpoint folder, seed, device, models.
+
+    Bad values exit with status 2 and ``error: argument --flag: ...``: ``--seed`` is an integer
+    from 0 (:func:`seed_type`), ``--device`` one this machine can use (:func:`device_type`, a
+    :class:`torch.device`), and ``--only`` takes one or more of ``names`` (the experiment's model
+    or row names; any name when ``None``).
+
+    >>> parser = experiment_parser("toy", {"smoke": 1}, "ck", names=["a", "b"])
+    >>> parser.parse_args(["--profile", "smoke", "--only", "b", "--seed", "3"]).only
+    ['b']
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--profile", default="full", choices=sorted(profiles))
-    parser.add_argument("--checkpoint-dir", default=checkpoint_dir)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--only", nargs="*", default=None, help="model names to run")
+    parser.add_argument("--checkpoint-dir", default=checkpoint_dir,
+                        help=f"checkpoints go to <dir>/<profile>; created and test-written before training "
+                             f"(default: {checkpoint_dir})")
+    parser.add_argument("--seed", type=seed_type, default=0,
+                        help=f"random seed, an integer from 0 to {MAX_SEED} (default: 0)")
+    parser.add_argument("--device", type=device_type, default=None,
+                        help="cpu, cuda, cuda:N or mps (default: cuda when there is a GPU, else cpu)")
+    if names is None:
+        parser.add_argument("--only", nargs="+", default=None, metavar="NAME", help="model names to run")
+    else:
+        names = list(names)
+        parser.add_argument("--only", nargs="+", default=None, choices=names, metavar="NAME",
+                            help=f"run only these models (default: all): {', '.join(names)}")
     return parser
+
+
+def checkpoint_folder(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
+    """``<--checkpoint-dir>/<--profile>``, the folder the runs write, created and test-written now
+    (before any training); a folder that cannot be written exits through ``parser.error``
+    naming ``--checkpoint-dir`` and the path."""
+    return writable_dir_or_error(parser, Path(args.checkpoint_dir) / args.profile, "--checkpoint-dir",
+                                 "checkpoint folder")
 
 
 def check_profile(profile: str, profiles: dict[str, T]) -> T:

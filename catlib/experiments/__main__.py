@@ -23,7 +23,11 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from catlib.train import PRECISIONS, fit_defaults
+import torch
+
+from catlib.experiments._cli import positive_minutes
+from catlib.checkpoint import CheckpointError
+from catlib.train import PRECISIONS, RESUME_MODES, fit_defaults
 
 __all__ = ["available_experiments", "main"]
 
@@ -73,8 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="training precision of every fit (default: fp32; fp16 needs CUDA)")
-    parser.add_argument("--checkpoint-minutes", type=float, default=None, metavar="M",
-                        help="also save a checkpoint every M minutes of wall time (default: by steps only)")
+    parser.add_argument("--checkpoint-minutes", type=positive_minutes, default=None, metavar="M",
+                        help="also save a checkpoint every M minutes of wall time, M > 0 (default: by steps only)")
+    parser.add_argument("--resume", choices=RESUME_MODES, default=None,
+                        help="an existing checkpoint is resumed only if the same settings wrote it ('check', the "
+                             "default); 'ignore-settings' continues it under the settings given now (e.g. on "
+                             "another number of GPUs)")
     parser.add_argument("--estimate", action=argparse.BooleanOptionalAction, default=True,
                         help="print an estimate of time and memory before each training run (default: on)")
     parser.add_argument("name", nargs="?", help="the experiment to run")
@@ -100,8 +108,9 @@ def main(argv: list[str] | None = None) -> None:
         everything = available_experiments(with_main_only=False)
         why = "has no main(argv)" if args.name in everything else "is not an experiment"
         parser.error(f"{args.name!r} {why}; expected one of: {', '.join(valid)}")
-    if args.checkpoint_minutes is not None and not args.checkpoint_minutes > 0:
-        parser.error(f"--checkpoint-minutes must be a positive number of minutes, got {args.checkpoint_minutes}")
+    if args.precision == "fp16" and not torch.cuda.is_available():
+        parser.error("argument --precision: 'fp16' needs a CUDA GPU and torch sees none on this machine; "
+                     "use bf16 or fp32")
     from catlib.distributed import init_distributed
 
     ctx = init_distributed()  # under torchrun: one process group for the whole experiment
@@ -110,9 +119,14 @@ def main(argv: list[str] | None = None) -> None:
         if not ctx.is_main:  # one copy of the tables, not one per process
             stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
         stack.enter_context(fit_defaults(precision=args.precision, checkpoint_minutes=args.checkpoint_minutes,
-                                         estimate=args.estimate))
+                                         estimate=args.estimate, resume=args.resume))
         stack.enter_context(_program_name(f"python -m catlib.experiments {args.name}"))
-        module.main(args.args)
+        try:
+            module.main(args.args)
+        except CheckpointError as err:  # a file of another run, corrupted or unsafe: say so, no traceback
+            hint = ("\n(to continue it under the settings given now: python -m catlib.experiments --resume "
+                    f"ignore-settings {args.name} ...)") if "resume='ignore-settings'" in str(err) else ""
+            parser.exit(2, f"{parser.prog}: error: {err}{hint}\n")
 
 
 @contextlib.contextmanager

@@ -54,7 +54,7 @@ import torch
 
 import catlib
 from catlib.data.cityscapes import CITYSCAPES_SPLIT_SIZES, CityscapesMaps, load_cityscapes, synthetic_cityscapes
-from catlib.experiments import check_profile, experiment_parser
+from catlib.experiments import check_profile, checkpoint_folder, experiment_parser, missing_data_error
 from catlib.metrics import bits_per_dim, evaluate_bound
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
 
@@ -235,7 +235,8 @@ def run_one(name: str, config: CityscapesConfig, maps: CityscapesMaps | Callable
     model = build(name, config)
     result = fit(model, maps.train, steps=opts["steps"], batch_size=opts["batch_size"], lr=opts["lr"], seed=seed,
                  device=device, checkpoint=checkpoint, checkpoint_every=config.checkpoint_every,
-                 warmup=opts["warmup"], progress=progress, desc=f"cityscapes {name}", estimate=config.estimate)
+                 warmup=opts["warmup"], progress=progress, desc=f"cityscapes {name}", estimate=config.estimate,
+                 settings=wanted)
     start = time.perf_counter()
     test = maps.test.to(device)
     model.eval()
@@ -336,10 +337,14 @@ def results_rows(rows: Sequence[dict], profile: str) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = experiment_parser(__doc__.split("\n\n")[0], PROFILES, "checkpoints/12_cityscapes")
+    parser = experiment_parser(__doc__.split("\n\n")[0], PROFILES, "checkpoints/12_cityscapes", names=NAMES)
     parser.add_argument("--data-dir", default="data", help="folder holding cityscapes/gtFine_trainvaltest.zip")
     args = parser.parse_args(argv)
-    rows = run_cityscapes(args.profile, args.checkpoint_dir, args.data_dir, args.seed, args.device, args.only)
+    checkpoint_folder(parser, args)
+    try:
+        rows = run_cityscapes(args.profile, args.checkpoint_dir, args.data_dir, args.seed, args.device, args.only)
+    except FileNotFoundError as err:  # no Cityscapes: say where to put it, without a traceback
+        missing_data_error(parser, err, args.data_dir)
     if rows and rows[0]["stand_in"]:
         print(f"STAND-IN DATA, NOT CITYSCAPES: {rows[0]['data']}. The paper's numbers are for Cityscapes.")
     for r in rows:

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from catlib.data.graphs import GraphColouring, is_valid_colouring
-from catlib.experiments import check_profile, experiment_parser
+from catlib.experiments import check_profile, checkpoint_folder, experiment_parser, writable_dir_or_error
 from catlib.graph_models import GRAPH_MODELS, GraphColouringModel, bits_per_node
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
 
@@ -199,7 +199,7 @@ def run_one(name: str, config: GraphsConfig, checkpoint: Path | None, seed: int 
         return packed.pack(*train.batch(idx, permute_colours=True, generator=g))
 
     result = fit(packed, draw, steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=seed,
-                 device=device, checkpoint=checkpoint, progress=progress, desc=name)
+                 device=device, checkpoint=checkpoint, progress=progress, desc=name, settings=wanted)
     model.eval()
     if model.truncated:
         measure(config.steps)
@@ -274,9 +274,13 @@ def run_graphs(profile: str = "full", checkpoint_dir: str | Path | None = "check
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = experiment_parser(__doc__, PROFILES, "checkpoints/09_graph_colouring")
-    parser.add_argument("--data-dir", default=None, help="cache folder for the generated graphs")
+    parser = experiment_parser(__doc__, PROFILES, "checkpoints/09_graph_colouring", names=GRAPH_MODELS)
+    parser.add_argument("--data-dir", default=None,
+                        help="cache folder for the generated graphs (written to <dir>/graph_colouring)")
     args = parser.parse_args(argv)
+    checkpoint_folder(parser, args)
+    if args.data_dir is not None:
+        writable_dir_or_error(parser, Path(args.data_dir) / "graph_colouring", "--data-dir", "graph cache folder")
     start = time.perf_counter()
     for r in run_graphs(args.profile, args.checkpoint_dir, args.seed, args.device, args.only,
                         data_dir=args.data_dir):

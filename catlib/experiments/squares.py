@@ -17,7 +17,7 @@ import torch
 import catlib
 from catlib.data import Squares
 from catlib.metrics import bits_per_dim, evaluate_bound
-from catlib.experiments import check_profile, experiment_parser
+from catlib.experiments import check_profile, checkpoint_folder, experiment_parser
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
 
 __all__ = ["PROFILES", "TABLE3", "SquaresConfig", "run_squares", "run_one", "load_model", "sample_quality"]
@@ -121,7 +121,7 @@ def run_one(name: str, config: SquaresConfig, checkpoint: Path | None, seed: int
         return finished
     data = squares.splits(train=config.train_size, val=1, test=config.test_size, seed=seed)
     result = fit(model, data["train"], steps=config.steps, batch_size=config.batch_size, lr=config.lr,
-                 seed=seed, device=device, checkpoint=checkpoint, progress=progress, desc=name)
+                 seed=seed, device=device, checkpoint=checkpoint, progress=progress, desc=name, settings=wanted)
     start = time.perf_counter()
     test = data["test"].to(device)
     torch.manual_seed(seed)
@@ -186,7 +186,9 @@ def run_squares(profile: str = "full", checkpoint_dir: str | Path | None = "chec
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = experiment_parser(__doc__, PROFILES, "checkpoints/squares").parse_args(argv)
+    parser = experiment_parser(__doc__, PROFILES, "checkpoints/squares", names=NAMES)
+    args = parser.parse_args(argv)
+    checkpoint_folder(parser, args)
     squares = Squares(**PROFILES[args.profile].squares)
     print(f"squares {squares.height}x{squares.width}, entropy {squares.entropy_bpd:.4f} bits per pixel")
     for r in run_squares(args.profile, args.checkpoint_dir, args.seed, args.device, args.only):

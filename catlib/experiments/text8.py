@@ -45,7 +45,7 @@ import torch
 from torch import Tensor
 
 from catlib.data.text_corpora import TEXT_CORPORA, TextCorpus, load_text_corpus, synthetic_text_corpus
-from catlib.experiments import check_profile, experiment_parser
+from catlib.experiments import check_profile, checkpoint_folder, experiment_parser, missing_data_error
 from catlib.flows.autoregressive import ARMixtureLogisticFlow, mixture_logistic_params, mixture_logistic_transform
 from catlib.metrics import evaluate_bound
 from catlib.text_flows import (ENWIK8_AR_CONFIG, ENWIK8_COUPLING_CONFIG, PAPER_TRAINING, TEXT8_AR_CONFIG,
@@ -295,7 +295,8 @@ def run_one(name: str, config: TextConfig, corpus: TextCorpus | Callable[[], Tex
     opts = config.training[f"{dataset}-{kind}"]
     result = fit(model, corpus.train_and_valid(), steps=steps, batch_size=opts["batch_size"], lr=opts["lr"],
                  seed=seed, device=device, checkpoint=checkpoint, checkpoint_every=config.checkpoint_every,
-                 warmup=opts["warmup"], progress=progress, desc=f"{dataset} {name}", estimate=config.estimate)
+                 warmup=opts["warmup"], progress=progress, desc=f"{dataset} {name}", estimate=config.estimate,
+                 settings=wanted)
     start = time.perf_counter()
     seq_len = model.seq_len
     per_char = math.log(2) * seq_len
@@ -473,13 +474,26 @@ def sampling_scaling(lengths: Sequence[int], sizes: dict, n: int = 1, seed: int 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = experiment_parser(__doc__.split("\n\n")[0], PROFILES, "checkpoints/10_text8")
+    every_name = list(dict.fromkeys(name for _, name, _, _ in TABLE2))
+    parser = experiment_parser(__doc__.split("\n\n")[0], PROFILES, "checkpoints/10_text8", names=every_name)
     parser.add_argument("--data-dir", default="data", help="folder holding text8/text8 and enwik8/enwik8")
     parser.add_argument("--dataset", default="text8", choices=DATASETS,
                         help="text8 (six models) or enwik8 (the two argmax rows; full profile only)")
     args = parser.parse_args(argv)
-    rows = run_text8(args.profile, args.checkpoint_dir, args.data_dir, args.seed, args.device, args.only,
-                     args.dataset)
+    try:
+        _check_dataset(check_profile(args.profile, PROFILES), args.dataset, args.profile)
+    except ValueError as err:
+        parser.error(f"argument --dataset: {err}")
+    wrong = [name for name in args.only or () if name not in NAMES[args.dataset]]
+    if wrong:
+        parser.error(f"argument --only: {', '.join(map(repr, wrong))} is not one of the {args.dataset} models; "
+                     f"choose from {', '.join(NAMES[args.dataset])}")
+    checkpoint_folder(parser, args)
+    try:
+        rows = run_text8(args.profile, args.checkpoint_dir, args.data_dir, args.seed, args.device, args.only,
+                         args.dataset)
+    except FileNotFoundError as err:  # the corpus is not downloaded: say how to get it, without a traceback
+        missing_data_error(parser, err, args.data_dir)
     if rows and rows[0]["stand_in"]:
         print(f"STAND-IN DATA, NOT {args.dataset.upper()}: {rows[0]['data']}; exact entropy "
               f"{rows[0]['entropy_bits']:.3f} bits per character. The paper's numbers are for {args.dataset}.")

@@ -18,6 +18,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -26,13 +27,13 @@ from torch import Tensor
 from catlib.data.text import TEXT8_ALPHABET, encode_text
 from catlib.data.text_corpora import TEXT_CORPORA, TextCorpus, load_text_corpus, synthetic_text_corpus
 from catlib.diffusion import ENWIK8_DIFFUSION, TEXT8_DIFFUSION, MultinomialDiffusion, build_diffusion
-from catlib.experiments import check_profile, experiment_parser
+from catlib.experiments import check_profile, checkpoint_folder, experiment_parser, missing_data_error
 from catlib.metrics import evaluate_bound
 from catlib.spellcheck import SPELLCHECK_CORRUPTED, SPELLCHECK_GROUND_TRUTH, corrupt, denoise_in_one_step
 from catlib.timing import timed
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
 
-__all__ = ["TABLE3_DIFFUSION", "TABLE3_CONTEXT", "UNITS", "STAND_IN", "TextDiffusionConfig", "PROFILES",
+__all__ = ["TABLE3_DIFFUSION", "TABLE3_CONTEXT", "UNITS", "STAND_IN", "NAMES", "TextDiffusionConfig", "PROFILES",
            "NoFinishedRun", "full_run_command", "load_data", "build", "sampling_step_counts", "known_word_rate",
            "spellcheck_text", "chunk_text", "run_one", "run_text_diffusion", "load_model", "scoreboard_rows", "main"]
 
@@ -51,6 +52,8 @@ TABLE3_CONTEXT = [
 UNITS = {"text8": "bpc", "enwik8": "bpb", "stand-in": "bpc"}
 #: The corpus name of the synthetic stand-in; its rows say "stand-in, not text8".
 STAND_IN = "stand-in"
+#: The names of the rows (one model per profile) that ``names=`` / ``--only`` choose from.
+NAMES = ("multinomial-text-diffusion",)
 #: How much of the training split feeds the vocabulary of :func:`known_word_rate`.
 _VOCAB_CHARS = 10_000_000
 
@@ -289,7 +292,7 @@ def run_one(config: TextDiffusionConfig, checkpoint: Path | None, data_dir: str 
     result = fit(model, draw, steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=seed,
                  device=device, checkpoint=checkpoint, grad_clip=config.grad_clip, warmup=config.warmup,
                  progress=progress, desc=f"text diffusion ({config.corpus})",
-                 estimate=True if config.print_estimate else None)
+                 estimate=True if config.print_estimate else None, settings=wanted)
     model.eval()
     start = time.perf_counter()
     L, T = config.seq_len, config.timesteps
@@ -352,8 +355,12 @@ def _label(config: TextDiffusionConfig) -> str:
 
 def run_text_diffusion(profile: str = "full", checkpoint_dir: str | Path | None = "checkpoints/11_text_diffusion",
                        data_dir: str | Path = "data", seed: int = 0, device: str | torch.device | None = None,
-                       progress: bool = True, train: bool = True) -> list[dict]:
+                       progress: bool = True, train: bool = True,
+                       names: Sequence[str] | None = None) -> list[dict]:
     """The diffusion row of Table 3 at ``profile`` (``"smoke"``, ``"full"`` or ``"full-enwik8"``).
+
+    ``names``: the rows to run, some of :data:`NAMES` (``None``: all); a row left out is
+    neither trained nor read, and an unknown name raises ``ValueError`` before anything runs.
 
     Returns one row (a list, like the other experiments): ``name``, ``label``, ``profile``,
     ``corpus``, ``unit``, ``ours`` (test negative ELBO in bits per character or byte), ``paper``
@@ -366,13 +373,19 @@ def run_text_diffusion(profile: str = "full", checkpoint_dir: str | Path | None 
     finished run.
     """
     config = check_profile(profile, PROFILES)
+    if names is not None:
+        unknown = sorted(set(names) - set(NAMES))
+        if unknown:
+            raise ValueError(f"unknown model name(s) {unknown}; expected some of {list(NAMES)}")
+        if NAMES[0] not in names:
+            return []
     ckpt = Path(checkpoint_dir) / profile / "diffusion.pt" if checkpoint_dir is not None else None
     try:
         m = run_one(config, ckpt, data_dir, seed, device, progress, train)
     except NoFinishedRun as err:
         command = full_run_command(profile, data_dir, checkpoint_dir or "checkpoints/11_text_diffusion")
         raise NoFinishedRun(f"{err}: {command}") from None
-    return [{"name": "multinomial-text-diffusion", "label": _label(config), "profile": profile, "ours": m["test_bits"],
+    return [{"name": NAMES[0], "label": _label(config), "profile": profile, "ours": m["test_bits"],
              "paper": TABLE3_DIFFUSION.get(config.corpus), "paper_text8": TABLE3_DIFFUSION["text8"],
              "paper_enwik8": TABLE3_DIFFUSION["enwik8"], "seconds": m["train_seconds"] + m["eval_seconds"], **m}]
 
@@ -405,13 +418,15 @@ def scoreboard_rows(rows: list[dict], profile: str) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = experiment_parser(__doc__, PROFILES, "checkpoints/11_text_diffusion")
-    parser.add_argument("--data-dir", default="data")
+    parser = experiment_parser(__doc__, PROFILES, "checkpoints/11_text_diffusion", names=NAMES)
+    parser.add_argument("--data-dir", default="data", help="folder holding text8/text8 or enwik8/enwik8")
     args = parser.parse_args(argv)
+    checkpoint_folder(parser, args)
     try:
-        rows = run_text_diffusion(args.profile, args.checkpoint_dir, args.data_dir, args.seed, args.device)
+        rows = run_text_diffusion(args.profile, args.checkpoint_dir, args.data_dir, args.seed, args.device,
+                                  names=args.only)
     except FileNotFoundError as err:  # the corpus is not downloaded: say how to get it, without a traceback
-        parser.exit(2, f"error: {err}\n")
+        missing_data_error(parser, err, args.data_dir)
     for r in rows:
         paper = "stand-in: no paper number" if r["paper"] is None else f"paper {r['paper']:.2f}"
         entropy = "" if r["entropy_bits"] is None else f", exact entropy {r['entropy_bits']:.3f}"

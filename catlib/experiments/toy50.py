@@ -15,7 +15,7 @@ import torch
 import catlib
 from catlib.data import Toy50
 from catlib.metrics import expected_bound_bits
-from catlib.experiments import check_profile, experiment_parser
+from catlib.experiments import check_profile, checkpoint_folder, experiment_parser
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
 
 __all__ = ["PROFILES", "TABLE2", "Toy50Config", "run_toy50", "run_one", "load_model"]
@@ -66,7 +66,7 @@ def run_one(name: str, config: Toy50Config, toy: Toy50, checkpoint: Path | None,
         return finished
     train = toy.sample(config.train_size, seed=seed + 1)
     result = fit(model, train, steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=seed,
-                 device=device, checkpoint=checkpoint, progress=progress, desc=name)
+                 device=device, checkpoint=checkpoint, progress=progress, desc=name, settings=wanted)
     start = time.perf_counter()
     support = toy.support.to(device)
     elbo = expected_bound_bits(model, support, toy.probs, k=1, repeats=config.elbo_repeats, progress=progress)
@@ -116,7 +116,9 @@ def run_toy50(profile: str = "full", checkpoint_dir: str | Path | None = "checkp
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = experiment_parser(__doc__, PROFILES, "checkpoints/toy50").parse_args(argv)
+    parser = experiment_parser(__doc__, PROFILES, "checkpoints/toy50", names=[row[0] for row in TABLE2])
+    args = parser.parse_args(argv)
+    checkpoint_folder(parser, args)
     toy = Toy50()
     print(f"data entropy {toy.entropy_bits:.3f} bits")
     for r in run_toy50(args.profile, args.checkpoint_dir, args.seed, args.device, args.only):

@@ -17,7 +17,7 @@ import torch
 import catlib
 from catlib.data import TwoVariableToy
 from catlib.encodings import elbo_breakdown
-from catlib.experiments import check_profile, experiment_parser
+from catlib.experiments import check_profile, checkpoint_folder, experiment_parser
 from catlib.metrics import evaluate_bound
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
 
@@ -99,7 +99,7 @@ def run_one(name: str, config: TwoVariableConfig, checkpoint: Path | None, seed:
     if hasattr(model.layer, "set_class_prior"):
         model.layer.set_class_prior(train)
     result = fit(model, train, steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=seed,
-                 device=device, checkpoint=checkpoint, progress=progress, desc=name)
+                 device=device, checkpoint=checkpoint, progress=progress, desc=name, settings=wanted)
     start = time.perf_counter()
     torch.manual_seed(seed + 2)
     support, probs = toy.support[toy.probs > 0].to(device), toy.probs[toy.probs > 0]
@@ -157,7 +157,9 @@ def run_two_variable(profile: str = "full", checkpoint_dir: str | Path | None = 
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = experiment_parser(__doc__, PROFILES, "checkpoints/07_two_variable").parse_args(argv)
+    parser = experiment_parser(__doc__, PROFILES, "checkpoints/07_two_variable", names=[row[0] for row in TABLE5])
+    args = parser.parse_args(argv)
+    checkpoint_folder(parser, args)
     print(f"data entropy {TwoVariableToy().entropy_nats:.3f} nats")
     for r in run_two_variable(args.profile, args.checkpoint_dir, args.seed, args.device, args.only):
         print(f"{r['label']:26s} log p(x) {r['log_px']:.3f} ELBO {r['elbo']:.3f} E[log p(x|z)] "

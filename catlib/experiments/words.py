@@ -24,7 +24,7 @@ from torch import Tensor
 import catlib
 from catlib.data.words import PAPER_WORDS, WORD_CLASSES, WordCorpus, chosen_words, load_corpus
 from catlib.encodings import elbo_breakdown, within_group_std
-from catlib.experiments import check_profile, experiment_parser
+from catlib.experiments import check_profile, checkpoint_folder, experiment_parser
 from catlib.metrics import bits_per_dim, evaluate_bound
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
 
@@ -276,7 +276,7 @@ def run_one(name: str, config: WordsConfig, corpus: WordCorpus, splits: dict, so
     if name == "trufl":
         model.layer.set_class_prior(splits["train"])
     result = fit(model, splits["train"], steps=config.steps, batch_size=config.batch_size, lr=config.lr,
-                 seed=seed, device=device, checkpoint=checkpoint, progress=progress, desc=name)
+                 seed=seed, device=device, checkpoint=checkpoint, progress=progress, desc=name, settings=wanted)
     start = time.perf_counter()
     test = splits["val"][: config.test_windows].to(device)
     torch.manual_seed(seed)
@@ -352,9 +352,10 @@ def run_words(profile: str = "full", checkpoint_dir: str | Path | None = "checkp
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = experiment_parser(__doc__, PROFILES, "checkpoints/08_tsne_embeddings")
-    parser.add_argument("--data-dir", default="data")
+    parser = experiment_parser(__doc__, PROFILES, "checkpoints/08_tsne_embeddings", names=NAMES)
+    parser.add_argument("--data-dir", default="data", help="folder holding text8/text8 (read only; default: data)")
     args = parser.parse_args(argv)
+    checkpoint_folder(parser, args)
     out = run_words(args.profile, args.checkpoint_dir, args.data_dir, args.seed, args.device, args.only)
     corpus = out["corpus"]
     print(f"corpus: {out['source']}, {len(corpus)} words, K = {corpus.num_classes}; unigram "
