@@ -38,6 +38,7 @@ from catlib.distributions import (ConditionalLogistic, ConditionalNormal, Gumbel
                                   next_below)
 from catlib.flows import ConditionalFlow, coupling_stack
 from catlib.nets import MLP
+from catlib.validation import check_positive_int, check_positive_ints
 
 __all__ = [
     "ArgmaxSurjection", "ArgmaxInverse", "ThresholdInverse", "GumbelInverse",
@@ -113,8 +114,10 @@ def conditional_flow(dim: int, context_dim: int, num_steps: int = 2, hidden: tup
       dequantizer starts as the uniform one, and Gumbel thresholding as the Gumbel inverse.
     """
     bases = {"normal": (ConditionalNormal, "linear"), "logistic": (ConditionalLogistic, "reverse")}
-    if base not in bases:
+    if not isinstance(base, str) or base not in bases:
         raise ValueError(f"base must be one of {sorted(bases)}, got {base!r}")
+    num_steps = check_positive_int("num_steps", num_steps, minimum=0)
+    hidden = check_positive_ints("hidden", hidden)
     base_class, mixing = bases[base]
     net = MLP(context_dim, 2 * dim, hidden, zero_init=True)
     transforms = (coupling_stack(dim, num_steps, hidden, coupling, context_dim, actnorm=False, mixing=mixing)
@@ -350,10 +353,8 @@ class CartesianEncoding:
     """
 
     def __init__(self, num_classes: int, base: int):
-        if base < 2:
-            raise ValueError(f"base must be at least 2, got {base}")
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        base = check_positive_int("base", base, minimum=2)
+        num_classes = check_positive_int("num_classes", num_classes, minimum=2)
         self.num_classes, self.base = num_classes, base
         digits, capacity = 1, base
         while capacity < num_classes:  # integer arithmetic: no floating-point log

@@ -16,7 +16,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from catlib.nets import ENWIK8_TRANSFORMER, TEXT8_TRANSFORMER, TimeMLP, TimeTransformer, UNet
-from catlib.validation import check_classes, check_data_shape, check_positive_int
+from catlib.validation import (as_int, check_bool, check_classes, check_data_shape, check_float,
+                               check_positive_int, check_positive_ints)
 
 __all__ = ["cosine_schedule", "linear_schedule", "log_add_exp", "log1mexp", "index_to_log_onehot",
            "categorical_kl", "log_categorical", "MultinomialDiffusion", "build_diffusion", "LOG_ZERO",
@@ -213,8 +214,8 @@ class MultinomialDiffusion(nn.Module):
     >>> from catlib.nets import TimeMLP
     >>> model = MultinomialDiffusion((3,), 4, TimeMLP(3, 4, hidden=(16,)), timesteps=10)
     >>> x = torch.tensor([[0, 1, 3]])
-    >>> model.marginal_probs(x, t=10).sum(-1)
-    tensor([[1.0000, 1.0000, 1.0000]])
+    >>> bool(torch.allclose(model.marginal_probs(x, t=10).sum(-1), torch.ones(1, 3)))  # probabilities
+    True
     >>> model.log_prob(x).shape, model.sample(2).shape
     (torch.Size([1]), torch.Size([2, 3]))
     """
@@ -254,7 +255,8 @@ class MultinomialDiffusion(nn.Module):
     def _time(self, t: int | Tensor, batch: int, name: str = "t", low: int = 1, high: int | None = None) -> Tensor:
         """``t`` as a LongTensor ``[batch]`` on the model's device, checked to lie in ``[low, high]``."""
         high = self.num_timesteps if high is None else high
-        if isinstance(t, int) and not isinstance(t, bool):
+        if not torch.is_tensor(t) and as_int(t) is not None:  # int or NumPy integer
+            t = as_int(t)
             if not low <= t <= high:
                 raise ValueError(f"{name} must be in [{low}, {high}], got {t}")
             return torch.full((batch,), t, dtype=torch.long, device=self.device)
@@ -687,6 +689,27 @@ class MultinomialDiffusion(nn.Module):
         return self._reverse(n, steps, progress, keep=False)[1][-1]
 
 
+def _count(minimum: int) -> Callable:
+    return lambda name, value: check_positive_int(name, value, minimum)
+
+
+def _optional(check: Callable) -> Callable:
+    return lambda name, value: None if value is None else check(name, value)
+
+
+def _rate(name: str, value) -> float:
+    return check_float(name, value, 0.0, 1.0, strict_maximum=True)
+
+
+# how build_diffusion checks (and converts) each network option; the networks check how they combine
+_NETWORK_CHECKS: dict[str, Callable] = {
+    "hidden": check_positive_ints, "time_dim": _optional(_count(1)), "channels": _count(1),
+    "channel_mults": lambda name, value: check_positive_ints(name, value, allow_empty=False, example="(1, 2)"),
+    "num_res_blocks": _count(1), "dropout": _rate, "attention": check_bool,
+    "layers": _count(1), "width": _count(4), "heads": _count(1), "local_heads": _count(0),
+    "local_window": _optional(_count(1)), "ff_mult": _count(1),
+}
+
 _NETWORK_OPTIONS = {
     "mlp": {"hidden": (256, 256), "time_dim": 64},
     "unet": {"channels": 24, "channel_mults": (1, 2), "num_res_blocks": 1, "time_dim": None, "dropout": 0.0,
@@ -727,6 +750,11 @@ def build_diffusion(data_shape: Sequence[int], num_classes: int, timesteps: int 
             :data:`~catlib.nets.TEXT8_TRANSFORMER`, and :data:`TEXT8_DIFFUSION` holds the whole
             official text8 setting).
 
+    Every option is checked here and a bad one raises ``ValueError`` naming it: ``hidden`` and
+    ``channel_mults`` are tuples of positive integers (``channel_mults`` non-empty), the sizes and
+    counts positive integers (``local_heads`` may be 0; ``time_dim`` and ``local_window`` may be
+    ``None`` for their defaults), ``dropout`` a number in [0, 1), ``attention`` a bool.
+
     The model carries ``name = "multinomial-diffusion"`` and ``options`` (every setting).
 
     >>> model = build_diffusion((4,), 3, timesteps=20, hidden=(32,))
@@ -739,8 +767,8 @@ def build_diffusion(data_shape: Sequence[int], num_classes: int, timesteps: int 
     shape = check_data_shape(data_shape)
     num_classes = check_positive_int("num_classes", num_classes, minimum=2)
     timesteps = check_positive_int("timesteps", timesteps)
-    network = network or ("unet" if len(shape) == 2 else "mlp")
-    if network not in _NETWORK_OPTIONS:
+    network = ("unet" if len(shape) == 2 else "mlp") if network is None else network
+    if not isinstance(network, str) or network not in _NETWORK_OPTIONS:
         raise ValueError(f"network must be 'mlp' or 'unet', got {network!r}; sequences (L,) may also use 'transformer'")
     if network == "unet" and len(shape) != 2:
         raise ValueError(f"network 'unet' needs data_shape (H, W), got {shape}")
@@ -750,9 +778,9 @@ def build_diffusion(data_shape: Sequence[int], num_classes: int, timesteps: int 
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for network {network!r}; expected some of {sorted(allowed)}")
-    opt = {**allowed, **options}
+    opt = {key: _NETWORK_CHECKS[key](key, value) for key, value in {**allowed, **options}.items()}
     if network == "mlp":
-        net = TimeMLP(math.prod(shape), num_classes, tuple(opt["hidden"]), opt["time_dim"])
+        net = TimeMLP(math.prod(shape), num_classes, opt["hidden"], opt["time_dim"])
     elif network == "unet":
         net = UNet(num_classes, **opt)
     else:

@@ -45,7 +45,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from catlib.distributions import TruncatedLogistic, uniform_open
-from catlib.validation import check_positive_int
+from catlib.validation import check_float, check_positive_float, check_positive_int
 
 __all__ = ["CategoricalEncoding", "RejectionStats", "rejection_sample", "elbo_breakdown", "within_group_std"]
 
@@ -66,11 +66,12 @@ class CategoricalEncoding(nn.Module):
         affine: learn the category-conditional scale and shift ``g`` (else ``g`` is the identity).
         m, s: ``[K, d]`` the fixed truncation of ``truncation="fixed"``.
         init_spread: standard deviation of the random initial shifts ``b(x)``, so that classes
-            start apart.
-        init_truncation: initial :math:`\tilde s` of TRUFL (with :math:`\tilde m = 0`): at 2 the
-            CDF interval is 88% of the line, so TRUFL starts close to CatNF and learns to cut.
-        support_temperature: ``tau > 0`` trains with soft support edges (TRUFL only, see below);
-            0 (the default) trains on the exact ELBO.
+            start apart (a finite number > 0).
+        init_truncation: initial :math:`\tilde s` of TRUFL (with :math:`\tilde m = 0`), a finite
+            number: at 2 the CDF interval is 88% of the line, so TRUFL starts close to CatNF and
+            learns to cut.
+        support_temperature: ``tau > 0`` (finite) trains with soft support edges (TRUFL only, see
+            below); 0 (the default) trains on the exact ELBO.
         seed: seed of that initialisation.
 
     **Soft support edges.** The decoder's indicators :math:`1[z \in \text{support}(k)]` have no
@@ -105,16 +106,17 @@ class CategoricalEncoding(nn.Module):
         self.num_classes = check_positive_int("num_classes", num_classes, minimum=2)
         self.latent_dim = check_positive_int("latent_dim", latent_dim)
         self.truncation = truncation
-        if not support_temperature >= 0:
-            raise ValueError(f"support_temperature must be >= 0, got {support_temperature}")
+        init_spread = check_positive_float("init_spread", init_spread)
+        init_truncation = check_float("init_truncation", init_truncation)
+        support_temperature = check_float("support_temperature", support_temperature, 0.0)
         if support_temperature > 0 and truncation != "learned":
             raise ValueError(f"support_temperature applies to learned truncation (TRUFL), got truncation={truncation!r}")
-        self.support_temperature = float(support_temperature)
-        shape = (num_classes, latent_dim)
+        self.support_temperature = support_temperature
+        shape = (self.num_classes, self.latent_dim)
         g = torch.Generator().manual_seed(seed)
         if truncation == "learned":
             self.m_logit = nn.Parameter(torch.zeros(shape))
-            self.s_logit = nn.Parameter(torch.full(shape, float(init_truncation)))
+            self.s_logit = nn.Parameter(torch.full(shape, init_truncation))
         elif truncation == "fixed":
             if m is None or s is None or tuple(m.shape) != shape or tuple(s.shape) != shape:
                 raise ValueError(f"truncation='fixed' needs m and s of shape {list(shape)}, got "
@@ -126,7 +128,7 @@ class CategoricalEncoding(nn.Module):
         if affine:
             self.shift = nn.Parameter(init_spread * torch.randn(shape, generator=g))
             self.log_scale = nn.Parameter(torch.zeros(shape))
-        self.register_buffer("log_class_prior", torch.full((num_classes,), -math.log(num_classes)))
+        self.register_buffer("log_class_prior", torch.full((self.num_classes,), -math.log(self.num_classes)))
 
     # --- the special cases -------------------------------------------------------------------
     @classmethod
@@ -321,6 +323,7 @@ def rejection_sample(draw: Callable[[Tensor], Tensor], accept: Callable[[Tensor]
     (True, True)
     """
     n = check_positive_int("n", n)
+    max_rounds = check_positive_int("max_rounds", max_rounds)
     todo = torch.arange(n)
     out = None
     drawn = accepted = 0

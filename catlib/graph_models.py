@@ -37,7 +37,7 @@ from catlib.argmax import ThresholdInverse, conditional_flow
 from catlib.encodings import CategoricalEncoding, RejectionStats, rejection_sample
 from catlib.flows.graph import GraphFlow
 from catlib.nets.graph import check_graph_batch
-from catlib.validation import check_positive_int
+from catlib.validation import check_float, check_positive_float, check_positive_int, check_positive_ints
 
 __all__ = ["GraphColouringModel", "GRAPH_MODELS", "bits_per_node"]
 
@@ -60,8 +60,9 @@ class GraphColouringModel(nn.Module):
     Args:
         name: ``"catnf"``, ``"trufl"`` or ``"argmax-threshold"``.
         num_colours: ``K``.
-        latent_dim: ``d`` of CatNF and TRUFL (argmax uses ``K`` numbers per node).
-        flow_steps, hidden, gnn_layers: size of the :class:`GraphFlow` prior.
+        latent_dim: ``d >= 2`` of CatNF and TRUFL (argmax uses ``K`` numbers per node).
+        flow_steps, hidden, gnn_layers: size of the :class:`GraphFlow` prior (``hidden`` an integer
+            width, ``gnn_layers >= 0``).
         q_flow_steps, q_hidden: size of the threshold inverse's conditional flow ``q(u|x)``.
         init_spread: spread of the encodings' initial class shifts.
         init_truncation, support_temperature: TRUFL's, see :class:`~catlib.encodings.CategoricalEncoding`.
@@ -84,9 +85,18 @@ class GraphColouringModel(nn.Module):
         if name not in GRAPH_MODELS:
             raise ValueError(f"name must be one of {list(GRAPH_MODELS)}, got {name!r}")
         self.name = name
-        self.num_colours = check_positive_int("num_colours", num_colours, minimum=2)
+        self.num_colours = num_colours = check_positive_int("num_colours", num_colours, minimum=2)
+        latent_dim = check_positive_int("latent_dim", latent_dim, minimum=2)  # a graph coupling splits d >= 2
+        flow_steps = check_positive_int("flow_steps", flow_steps)
+        hidden = check_positive_int("hidden", hidden)
+        gnn_layers = check_positive_int("gnn_layers", gnn_layers, minimum=0)
+        q_flow_steps = check_positive_int("q_flow_steps", q_flow_steps, minimum=0)
+        q_hidden = check_positive_ints("q_hidden", q_hidden)
+        init_spread = check_positive_float("init_spread", init_spread)
+        init_truncation = check_float("init_truncation", init_truncation)
+        support_temperature = check_float("support_temperature", support_temperature, 0.0)
         if name == "argmax-threshold":
-            self.layer = ThresholdInverse(1, num_colours, flow_steps=q_flow_steps, hidden=tuple(q_hidden))
+            self.layer = ThresholdInverse(1, num_colours, flow_steps=q_flow_steps, hidden=q_hidden)
             d = num_colours
         else:
             extra = ({"init_truncation": init_truncation, "support_temperature": support_temperature}

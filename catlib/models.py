@@ -21,10 +21,11 @@ from catlib.dequantization import UniformDequantization, VariationalDequantizati
 from catlib.diffusion import build_diffusion
 from catlib.distributions import StandardNormal
 from catlib.encodings import CategoricalEncoding, RejectionStats, rejection_sample
-from catlib.flows import FlatImageNet, Flow, conditional_image_flow_factory, coupling_stack, image_flow
+from catlib.flows import COUPLINGS, FlatImageNet, Flow, conditional_image_flow_factory, coupling_stack, image_flow
 from catlib.nets import MLP, DenseNet
 from catlib.vae import CategoricalDecoder, VAELayer
-from catlib.validation import check_classes, check_data_shape, check_positive_int
+from catlib.validation import (check_choice, check_classes, check_data_shape, check_float, check_positive_float,
+                               check_positive_int, check_positive_ints)
 
 __all__ = ["CategoricalFlow", "build_model", "MODEL_NAMES", "TEXT_MODEL_NAMES", "ARCHITECTURES", "importance_weighted"]
 
@@ -126,6 +127,7 @@ class CategoricalFlow(nn.Module):
         decoded with the supports ignored (the paper's "no rejection sampling" rows).
         """
         n = check_positive_int("n", n)
+        max_tries = check_positive_int("max_tries", max_tries)
         if getattr(self.layer, "truncated", False):
             if rejection:
                 z, self.last_rejection = rejection_sample(lambda rows: self.flow.sample(len(rows)),
@@ -186,6 +188,32 @@ _EXTRA_OPTIONS = {"argmax-threshold": {"base": None}, "vae": {"latent_channels":
                             "support_temperature": 0.0}}
 
 
+def _count(minimum: int) -> Callable:
+    return lambda name, value: check_positive_int(name, value, minimum)
+
+
+# how every option of _FLOW_OPTIONS, _Q_OPTIONS and _EXTRA_OPTIONS is checked (and converted: Python
+# ints, tuples of ints, floats): 0 steps is a flow without couplings (a diagonal base), 0 depth a
+# DenseNet of one convolution, an empty hidden tuple a linear conditioner
+_OPTION_CHECKS: dict[str, Callable] = {
+    "flow_steps": _count(0), "q_flow_steps": _count(0),
+    "hidden": check_positive_ints, "q_hidden": check_positive_ints,
+    "coupling": lambda name, value: check_choice(name, value, tuple(COUPLINGS)),
+    "mixing": lambda name, value: check_choice(name, value, ("linear", "reverse")),
+    "growth": _count(1), "q_growth": _count(1), "depth": _count(0), "q_depth": _count(0),
+    "base": lambda name, value: None if value is None else check_positive_int(name, value, minimum=2),
+    "latent_channels": _count(1), "latent_dim": _count(1),
+    "init_spread": check_positive_float,
+    "init_truncation": check_float,
+    "support_temperature": lambda name, value: check_float(name, value, 0.0),
+}
+
+
+def _check_options(opt: dict) -> dict:
+    """``opt`` with every option checked (``ValueError`` naming the first bad one) and converted."""
+    return {key: _OPTION_CHECKS[key](key, value) if key in _OPTION_CHECKS else value for key, value in opt.items()}
+
+
 def _image_shape(architecture: str, data_shape: tuple[int, ...]) -> tuple[int, int] | None:
     """``(H, W)`` the conv flows see (``(1, D)`` for sequences), or ``None`` for the MLP flows."""
     if architecture not in ARCHITECTURES:
@@ -203,7 +231,7 @@ def _image_shape(architecture: str, data_shape: tuple[int, ...]) -> tuple[int, i
 def _prior_flow(dim: int, image: tuple[int, int] | None, opt: dict) -> Flow:
     """The density p(v) on ``[batch, dim]``: MLP couplings, or conv couplings on ``dim / (H W)`` channels."""
     if image is None:
-        return Flow(StandardNormal(dim), coupling_stack(dim, opt["flow_steps"], tuple(opt["hidden"]),
+        return Flow(StandardNormal(dim), coupling_stack(dim, opt["flow_steps"], opt["hidden"],
                                                         opt["coupling"], mixing=opt["mixing"]))
     height, width = image
     return image_flow(dim // (height * width), height, width, opt["flow_steps"], opt["growth"], opt["depth"])
@@ -212,18 +240,18 @@ def _prior_flow(dim: int, image: tuple[int, int] | None, opt: dict) -> Flow:
 def _q_flow(image: tuple[int, int] | None, opt: dict) -> QFlowFactory:
     """The factory ``q_flow(dim, context_dim, base=...)`` of the variational flows."""
     if image is None:
-        return partial(conditional_flow, num_steps=opt["q_flow_steps"], hidden=tuple(opt["q_hidden"]))
+        return partial(conditional_flow, num_steps=opt["q_flow_steps"], hidden=opt["q_hidden"])
     return conditional_image_flow_factory(*image, num_steps=opt["q_flow_steps"], growth=opt["q_growth"],
                                           depth=opt["q_depth"])
 
 
 def _vae_layer(num_vars: int, num_classes: int, image: tuple[int, int] | None, opt: dict) -> VAELayer:
     """Encoder (conditional flow, normal base) and decoder (MLP or DenseNet of ``z``) with ``latent_channels`` per variable."""
-    channels = check_positive_int("latent_channels", opt["latent_channels"])
+    channels = opt["latent_channels"]
     latent_dim = num_vars * channels
     encoder = _q_flow(image, opt)(latent_dim, num_vars * num_classes, base="normal")
     if image is None:
-        net = MLP(latent_dim, num_vars * num_classes, tuple(opt["q_hidden"]))
+        net = MLP(latent_dim, num_vars * num_classes, opt["q_hidden"])
     else:
         net = FlatImageNet(DenseNet(channels, num_classes, opt["q_depth"], opt["q_growth"], zero_init=False),
                            channels, *image)
@@ -263,6 +291,16 @@ def build_model(name: str, data_shape: Sequence[int], num_classes: int, **option
       ``init_truncation`` (initial :math:`\tilde s`: 2 starts close to CatNF) and
       ``support_temperature`` (soft support edges in training, :class:`~catlib.encodings.CategoricalEncoding`).
 
+    Every option is checked here, at build time, and a bad one raises ``ValueError`` naming it:
+    ``flow_steps``, ``q_flow_steps``, ``depth``, ``q_depth`` are integers >= 0 (0 steps: the
+    base distribution alone; depth 0: a DenseNet of one convolution), ``growth``, ``q_growth``,
+    ``latent_dim``, ``latent_channels`` integers >= 1, ``base`` an integer >= 2; ``hidden`` and
+    ``q_hidden`` tuples of positive integers such as ``(64, 64)`` (``()``: linear conditioners);
+    ``init_spread`` a finite number > 0, ``init_truncation`` a finite number,
+    ``support_temperature`` a finite number >= 0; ``coupling``, ``mixing`` and ``architecture``
+    one of their names. NumPy integers and floats are accepted, and stored in ``model.options``
+    as Python numbers.
+
     >>> model = build_model("argmax-threshold", (3,), 5)
     >>> x = torch.tensor([[0, 4, 2]])
     >>> model.log_prob(x).shape, model.sample(2).shape
@@ -294,7 +332,7 @@ def build_model(name: str, data_shape: Sequence[int], num_classes: int, **option
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for {name!r}; expected some of {sorted(allowed)} "
                          f"(architecture {architecture!r} for data_shape {data_shape})")
-    opt = {**allowed, **options, "architecture": architecture}
+    opt = _check_options({**allowed, **options, "architecture": architecture})
     num_vars = math.prod(data_shape)
     q_flow = _q_flow(image, opt) if name in _USES_Q else None
 
@@ -303,7 +341,7 @@ def build_model(name: str, data_shape: Sequence[int], num_classes: int, **option
         encoding = CartesianEncoding(num_classes, 2)
         layer = ArgmaxSurjection(BinaryThresholdInverse(num_vars * encoding.digits, q_flow=q_flow))
     elif name == "argmax-threshold" and opt["base"] is not None:
-        encoding = CartesianEncoding(num_classes, check_positive_int("base", opt["base"], minimum=2))
+        encoding = CartesianEncoding(num_classes, opt["base"])
         layer = ArgmaxSurjection(ThresholdInverse(num_vars * encoding.digits, encoding.base, q_flow=q_flow))
     elif name == "argmax-threshold":
         layer = ArgmaxSurjection(ThresholdInverse(num_vars, num_classes, q_flow=q_flow))
@@ -321,8 +359,7 @@ def build_model(name: str, data_shape: Sequence[int], num_classes: int, **option
         extra = ({"init_truncation": opt["init_truncation"], "support_temperature": opt["support_temperature"]}
                  if name == "trufl" else {})
         make = CategoricalEncoding.catnf if name == "catnf" else CategoricalEncoding.trufl
-        layer = make(num_vars, num_classes, check_positive_int("latent_dim", opt["latent_dim"]),
-                     init_spread=opt["init_spread"], **extra)
+        layer = make(num_vars, num_classes, opt["latent_dim"], init_spread=opt["init_spread"], **extra)
     else:
         layer = _vae_layer(num_vars, num_classes, image, opt)
 

@@ -72,7 +72,7 @@ from catlib.flows.linear import LinearLU
 from catlib.models import importance_weighted
 from catlib.nets.lstm import BiLSTMNet, IndexContextFF, IndexContextLSTM
 from catlib.timing import timed
-from catlib.validation import check_classes, check_positive_int
+from catlib.validation import check_choice, check_classes, check_float, check_positive_int
 
 __all__ = [
     "TEXT8_AR_CONFIG", "ENWIK8_AR_CONFIG", "TEXT8_COUPLING_CONFIG", "ENWIK8_COUPLING_CONFIG", "PAPER_TRAINING",
@@ -349,8 +349,7 @@ class HypercubeLayer(nn.Module):
     def __init__(self, num_classes: int, representation: str = "onehot", context: nn.Module | None = None,
                  context_size: int = 0):
         super().__init__()
-        if representation not in _REPRESENTATIONS:
-            raise ValueError(f"representation must be one of {_REPRESENTATIONS}, got {representation!r}")
+        check_choice("representation", representation, _REPRESENTATIONS)
         self.num_classes, self.representation = num_classes, representation
         self.dim = num_classes if representation == "onehot" else CartesianEncoding(num_classes, 2).digits
         self.q = _ConditionalGaussian(context, context_size, self.dim) if context is not None else None
@@ -442,7 +441,8 @@ class TextFlow(nn.Module):
         ``2**18`` numbers of ``v``).
         """
         x = check_classes(x, self.data_shape, self.num_classes).to(self.device)
-        rows = max_rows if max_rows is not None else max(1, 2**18 // (self.seq_len * self.dim))
+        rows = (check_positive_int("max_rows", max_rows) if max_rows is not None
+                else max(1, 2**18 // (self.seq_len * self.dim)))
         return importance_weighted(self.log_weight, x, k, max_rows=rows)
 
     def latent_to_v(self, z: Tensor, reference: bool = False) -> Tensor:
@@ -477,6 +477,7 @@ class TextFlow(nn.Module):
                 checks and timings).
         """
         n = check_positive_int("n", n)
+        max_tries = check_positive_int("max_tries", max_tries)
         if invalid not in ("nearest", "redraw"):
             raise ValueError(f"invalid must be 'nearest' or 'redraw', got {invalid!r}")
         with _eval_mode(self):
@@ -516,6 +517,8 @@ def build_text_flow(kind: str, dequantization: str, seq_len: int, num_classes: i
             ``context_layers`` (of the context net of ``q``: ``context_lstm_*`` of the official
             AR model, ``context_ff_*`` of the coupling model); ``inverse_iterations`` (bisection
             halvings); ``representation`` (``"onehot"`` or ``"binary"``, dequantization twins only).
+            Every count and size is checked to be an integer >= 1 (``lstm_size`` >= 8) and
+            ``input_dropout`` to be in [0, 1), with a ``ValueError`` naming the option.
             Small defaults; the paper's are in :data:`TEXT8_AR_CONFIG` and its siblings, e.g.
             ``build_text_flow(**TEXT8_AR_CONFIG)``.
 
@@ -540,9 +543,10 @@ def build_text_flow(kind: str, dequantization: str, seq_len: int, num_classes: i
     opt = {**allowed, **sizes}
     for key in ("num_steps", "num_mixtures", "lstm_size", "lstm_layers", "context_size", "context_hidden",
                 "context_layers", "inverse_iterations"):
-        check_positive_int(key, opt[key])
-    if not isinstance(opt["input_dropout"], (int, float)) or not 0.0 <= opt["input_dropout"] < 1.0:
-        raise ValueError(f"input_dropout must be a number in [0, 1), got {opt['input_dropout']!r}")
+        opt[key] = check_positive_int(key, opt[key])
+    opt["input_dropout"] = check_float("input_dropout", opt["input_dropout"], 0.0, 1.0, strict_maximum=True)
+    if "representation" in opt:
+        check_choice("representation", opt["representation"], _REPRESENTATIONS)
 
     context = None
     if dequantization != "uniform":

@@ -1,6 +1,8 @@
 """Input checks shared by every model: integers, class-index tensors of the right shape and range, writable folders."""
 from __future__ import annotations
 
+import math
+import numbers
 import operator
 import os
 import uuid
@@ -10,7 +12,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["as_int", "check_classes", "check_data_shape", "check_positive_int", "check_writable_dir"]
+__all__ = ["as_int", "as_float", "check_bool", "check_choice", "check_classes", "check_data_shape", "check_float",
+           "check_positive_float", "check_positive_int", "check_positive_ints", "check_writable_dir"]
 
 
 def as_int(value) -> int | None:
@@ -22,7 +25,7 @@ def as_int(value) -> int | None:
     >>> as_int(3), as_int(np.int64(2)), as_int(torch.tensor(4)), as_int(2.0), as_int(True)
     (3, 2, 4, None, None)
     """
-    if isinstance(value, bool) or type(value).__name__ == "bool_":  # bool, numpy.bool_
+    if isinstance(value, bool) or type(value).__name__ in ("bool_", "bool"):  # bool, numpy.bool_ (numpy 2: bool)
         return None
     if torch.is_tensor(value):
         if value.dim() != 0 or value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
@@ -49,6 +52,130 @@ def check_positive_int(name: str, value, minimum: int = 1) -> int:
     if number is None or number < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return number
+
+
+def check_positive_ints(name: str, value, allow_empty: bool = True, example: str = "(8,)") -> tuple[int, ...]:
+    """Return ``value`` (a tuple, list or 1-d array of integers ``>= 1``) as a tuple of ``int``, else raise ``ValueError``.
+
+    For layer widths such as ``hidden``: a bare integer is refused (``hidden=8`` is not ``(8,)``);
+    an empty tuple (no hidden layer) only with ``allow_empty``. ``example`` shows the expected form.
+
+    >>> import numpy as np
+    >>> check_positive_ints("hidden", [np.int64(8), 4])
+    (8, 4)
+    >>> check_positive_ints("hidden", 8)
+    Traceback (most recent call last):
+    ...
+    ValueError: hidden must be a tuple of positive integers such as (8,), got 8
+    """
+    kind = "tuple" if allow_empty else "non-empty tuple"
+    message = f"{name} must be a {kind} of positive integers such as {example}, got {value!r}"
+    if not (isinstance(value, (tuple, list)) or getattr(value, "ndim", None) == 1):
+        raise ValueError(message)
+    sizes = tuple(as_int(v) for v in value)
+    if (not sizes and not allow_empty) or any(v is None or v < 1 for v in sizes):
+        raise ValueError(message)
+    return sizes
+
+
+def as_float(value) -> float | None:
+    """``value`` as a Python ``float`` if it is a real number (``int``, ``float``, NumPy number, 0-d real tensor), else ``None``.
+
+    Booleans are not numbers here; NaN and infinities are returned as they are.
+
+    >>> import numpy as np
+    >>> as_float(2), as_float(np.float32(0.5)), as_float(torch.tensor(1.5)), as_float("1"), as_float(np.True_)
+    (2.0, 0.5, 1.5, None, None)
+    """
+    if isinstance(value, bool) or type(value).__name__ in ("bool", "bool_"):  # bool, numpy.bool
+        return None
+    if torch.is_tensor(value):
+        if value.dim() != 0 or value.is_complex() or value.dtype == torch.bool:
+            return None
+        return float(value.item())
+    if isinstance(value, numbers.Real):  # int, float, NumPy integers and floats
+        return float(value)
+    return None
+
+
+def _interval(minimum: float, maximum: float, strict_minimum: bool, strict_maximum: bool) -> str:
+    low, high = f"{minimum:g}", f"{maximum:g}"
+    if math.isinf(minimum) and math.isinf(maximum):
+        return "a finite number"
+    if math.isinf(maximum):
+        return f"a finite number {'>' if strict_minimum else '>='} {low}"
+    if math.isinf(minimum):
+        return f"a finite number {'<' if strict_maximum else '<='} {high}"
+    return f"in {'(' if strict_minimum else '['}{low}, {high}{')' if strict_maximum else ']'}"
+
+
+def check_float(name: str, value, minimum: float = -math.inf, maximum: float = math.inf, *,
+                strict_minimum: bool = False, strict_maximum: bool = False) -> float:
+    """Return ``value`` as a finite ``float`` within ``[minimum, maximum]`` (ends excluded if ``strict_*``), else raise ``ValueError``.
+
+    >>> check_float("dropout", 0.25, 0.0, 1.0, strict_maximum=True)
+    0.25
+    >>> check_float("dropout", 1.0, 0.0, 1.0, strict_maximum=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: dropout must be in [0, 1), got 1.0
+    >>> check_float("support_temperature", float("inf"), 0.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: support_temperature must be a finite number >= 0, got inf
+    """
+    number = as_float(value)
+    if (number is None or not math.isfinite(number) or number < minimum or number > maximum
+            or (strict_minimum and number == minimum) or (strict_maximum and number == maximum)):
+        interval = _interval(minimum, maximum, strict_minimum, strict_maximum)
+        raise ValueError(f"{name} must be {interval}, got {value!r}")
+    return number
+
+
+def check_positive_float(name: str, value) -> float:
+    """Return ``value`` as a ``float`` if it is a finite number ``> 0``, else raise ``ValueError``.
+
+    >>> check_positive_float("init_spread", 2)
+    2.0
+    >>> check_positive_float("init_spread", -1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: init_spread must be a finite number > 0, got -1.0
+    """
+    return check_float(name, value, 0.0, strict_minimum=True)
+
+
+def check_choice(name: str, value, choices: Sequence[str]) -> str:
+    """Return ``value`` if it is one of the strings ``choices``, else raise ``ValueError`` listing them.
+
+    >>> check_choice("coupling", "mixture", ("affine", "mixture"))
+    'mixture'
+    >>> check_choice("coupling", ["affine"], ("affine", "mixture"))
+    Traceback (most recent call last):
+    ...
+    ValueError: coupling must be one of 'affine', 'mixture', got ['affine']
+    """
+    if not (isinstance(value, str) and value in choices):
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def check_bool(name: str, value) -> bool:
+    """Return ``value`` as a ``bool`` if it is one (Python or NumPy), else raise ``ValueError``.
+
+    A string such as ``"no"`` is not taken for ``True``.
+
+    >>> import numpy as np
+    >>> check_bool("attention", np.bool_(True))
+    True
+    >>> check_bool("attention", "no")
+    Traceback (most recent call last):
+    ...
+    ValueError: attention must be True or False, got 'no'
+    """
+    if not (isinstance(value, bool) or type(value).__name__ in ("bool", "bool_")):  # numpy.bool (NumPy 2), bool_
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_writable_dir(path: str | os.PathLike, what: str = "folder") -> Path:

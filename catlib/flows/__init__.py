@@ -11,6 +11,7 @@ from catlib.flows.image import (ActNorm2d, AffineCoupling2d, Conv1x1, FlatImageN
                                conditional_image_flow, conditional_image_flow_factory, image_flow, to_flat,
                                to_image)
 from catlib.flows.linear import ActNorm, LinearLU, Permutation
+from catlib.validation import check_choice, check_positive_int, check_positive_ints
 
 __all__ = [
     "Transform", "Flow", "ConditionalFlow", "AffineCoupling", "MixtureLogisticCoupling",
@@ -37,13 +38,16 @@ def coupling_stack(dim: int, num_steps: int = 4, hidden: tuple[int, ...] = (128,
         context_dim: size of the conditioning vector (0 for an unconditional flow).
         mixing: ``"linear"`` (LU linear layer) or ``"reverse"`` (fixed reversal).
 
+    Raises ``ValueError`` for a bad option, e.g. ``num_steps < 0`` or ``hidden`` not a tuple of
+    positive integers.
+
     >>> len(coupling_stack(6, num_steps=2))
     6
     """
-    if coupling not in COUPLINGS:
-        raise ValueError(f"coupling must be one of {sorted(COUPLINGS)}, got {coupling!r}")
-    if mixing not in ("linear", "reverse"):
-        raise ValueError(f"mixing must be 'linear' or 'reverse', got {mixing!r}")
+    check_choice("coupling", coupling, tuple(COUPLINGS))
+    check_choice("mixing", mixing, ("linear", "reverse"))
+    num_steps = check_positive_int("num_steps", num_steps, minimum=0)
+    hidden = check_positive_ints("hidden", hidden)
     layers: list[Transform] = []
     for i in range(num_steps):
         if actnorm:

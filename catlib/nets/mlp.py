@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from catlib.validation import check_positive_int, check_positive_ints
+
 
 class MLP(nn.Sequential):
     """``in_features -> hidden -> ... -> out_features`` with GELU activations.
@@ -10,7 +12,7 @@ class MLP(nn.Sequential):
     Args:
         in_features: size of the input's last axis.
         out_features: size of the output's last axis.
-        hidden: sizes of the hidden layers.
+        hidden: sizes of the hidden layers, a tuple (``()``: one linear layer).
         zero_init: start the last layer at zero, so that a coupling layer built on this net
             begins as the identity (a common flow initialisation, as in Glow).
 
@@ -24,7 +26,8 @@ class MLP(nn.Sequential):
     def __init__(self, in_features: int, out_features: int, hidden: tuple[int, ...] = (128, 128),
                  zero_init: bool = False):
         layers: list[nn.Module] = []
-        sizes = (in_features, *hidden)
+        sizes = (check_positive_int("in_features", in_features), *check_positive_ints("hidden", hidden))
+        out_features = check_positive_int("out_features", out_features)
         for a, b in zip(sizes[:-1], sizes[1:]):
             layers += [nn.Linear(a, b), nn.GELU()]
         last = nn.Linear(sizes[-1], out_features)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from catlib.validation import check_positive_int
+from catlib.validation import check_bool, check_float, check_positive_int, check_positive_ints
 
 __all__ = ["timestep_embedding", "TimeMLP", "UNet"]
 
@@ -67,12 +67,12 @@ class TimeMLP(nn.Module):
         super().__init__()
         self.num_vars = check_positive_int("num_vars", num_vars)
         self.num_classes = check_positive_int("num_classes", num_classes, minimum=2)
-        self.time_dim = check_positive_int("time_dim", time_dim)
-        sizes = (num_vars * num_classes + time_dim, *hidden)
+        self.time_dim = time_dim = check_positive_int("time_dim", time_dim)
+        sizes = (self.num_vars * self.num_classes + time_dim, *check_positive_ints("hidden", hidden))
         layers: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:]):
             layers += [nn.Linear(a, b), nn.SiLU()]
-        layers.append(nn.Linear(sizes[-1], num_vars * num_classes))
+        layers.append(nn.Linear(sizes[-1], self.num_vars * self.num_classes))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
@@ -157,17 +157,15 @@ class UNet(nn.Module):
         self.num_classes = check_positive_int("num_classes", num_classes, minimum=2)
         channels = check_positive_int("channels", channels)
         num_res_blocks = check_positive_int("num_res_blocks", num_res_blocks)
-        channel_mults = tuple(channel_mults)
-        if not channel_mults or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in channel_mults):
-            raise ValueError(f"channel_mults must be a non-empty tuple of positive integers, got {channel_mults!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        channel_mults = check_positive_ints("channel_mults", channel_mults, allow_empty=False, example="(1, 2)")
+        dropout = check_float("dropout", dropout, 0.0, 1.0, strict_maximum=True)
+        attention = check_bool("attention", attention)
         self.channels = channels
         self.levels = len(channel_mults)
         self.factor = 2 ** (self.levels - 1)
-        self.time_dim = time_dim = check_positive_int("time_dim", time_dim or 4 * channels)
+        self.time_dim = time_dim = check_positive_int("time_dim", 4 * channels if time_dim is None else time_dim)
         self.time_mlp = nn.Sequential(nn.Linear(channels, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
-        self.conv_in = nn.Conv2d(num_classes, channels, 3, padding=1)
+        self.conv_in = nn.Conv2d(self.num_classes, channels, 3, padding=1)
 
         widths = [channels * m for m in channel_mults]
         self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
@@ -189,7 +187,7 @@ class UNet(nn.Module):
                                  nn.Sequential(nn.Conv2d(w, widths[i - 1], 3, padding=1),
                                                nn.Upsample(scale_factor=2, mode="nearest")))
             c = w if i == 0 else widths[i - 1]
-        self.conv_out = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv2d(c, num_classes, 3, padding=1))
+        self.conv_out = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv2d(c, self.num_classes, 3, padding=1))
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
         """Logits ``[b, H, W, K]`` of :math:`\\hat x_0` from ``x_t [b, H, W]`` and ``t [b]``."""

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from catlib.validation import check_positive_int
+from catlib.validation import check_float, check_positive_int
 
 __all__ = ["TimeTransformer", "TEXT8_TRANSFORMER", "ENWIK8_TRANSFORMER"]
 
@@ -140,15 +140,15 @@ class TimeTransformer(nn.Module):
                  heads: int = 4, local_heads: int = 2, local_window: int | None = None, ff_mult: int = 4,
                  dropout: float = 0.0):
         super().__init__()
-        self.num_classes = check_positive_int("num_classes", num_classes, minimum=2)
-        self.seq_len = check_positive_int("seq_len", seq_len)
+        self.num_classes = num_classes = check_positive_int("num_classes", num_classes, minimum=2)
+        self.seq_len = seq_len = check_positive_int("seq_len", seq_len)
         self.num_timesteps = check_positive_int("num_timesteps", num_timesteps)
-        self.layers = check_positive_int("layers", layers)
-        self.width = check_positive_int("width", width, minimum=4)
-        self.heads = check_positive_int("heads", heads)
+        self.layers = layers = check_positive_int("layers", layers)
+        self.width = width = check_positive_int("width", width, minimum=4)
+        self.heads = heads = check_positive_int("heads", heads)
         if width % heads or width % 2:
             raise ValueError(f"width must be even and divisible by heads = {heads}, got width = {width}")
-        self.local_heads = check_positive_int("local_heads", local_heads, minimum=0)
+        self.local_heads = local_heads = check_positive_int("local_heads", local_heads, minimum=0)
         if local_heads > heads:
             raise ValueError(f"local_heads must be in [0, heads = {heads}], got {local_heads}")
         self.local_window = seq_len if local_window is None else check_positive_int("local_window", local_window)
@@ -156,8 +156,7 @@ class TimeTransformer(nn.Module):
             raise ValueError(f"local_window must divide seq_len = {seq_len} (the axial positional embedding has "
                              f"shape (seq_len / local_window, local_window)), got {self.local_window}")
         ff_mult = check_positive_int("ff_mult", ff_mult)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        dropout = check_float("dropout", dropout, 0.0, 1.0, strict_maximum=True)
 
         self.embed = nn.Embedding(num_classes, width)
         # AxialPositionalEmbedding(width, (L / w, w)): summed, each axis initialised N(0, 1)
