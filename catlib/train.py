@@ -111,23 +111,35 @@ def run_fingerprint(model: nn.Module, data: Tensor | Callable, *, steps: int, ba
                     settings: dict | None = None) -> dict:
     """Plain data naming everything that defines a training run of :func:`fit` (stored in its checkpoint).
 
-    The model's class, ``name`` and parameter and buffer shapes, :func:`data_description` of
-    the data, seed, steps, batch size, learning rate, warm-up, gradient clipping, the optimiser
-    and schedule, the precision, the number of processes, and the caller's ``settings`` (e.g.
-    an experiment's configuration: options that do not change a shape, such as an
-    initial spread, are caught only there).
+    The model's class, ``name``, ``options`` (what :func:`catlib.build_model` was given) and
+    parameter and buffer shapes, :func:`data_description` of the data, seed, steps, batch size,
+    learning rate, warm-up, gradient clipping, the optimiser and schedule, the precision, the
+    number of processes, and the caller's ``settings`` (e.g. an experiment's configuration).
+    Tensors among the options and settings are recorded by :func:`data_description`.
 
     >>> fp = run_fingerprint(nn.Linear(2, 3), torch.zeros(5, 2), steps=10, batch_size=4, lr=1e-3, seed=0,
     ...                      warmup=1, grad_clip=None, precision="fp32", world_size=1)
     >>> fp["shapes"], fp["steps"]
     ({'weight': [3, 2], 'bias': [3]}, 10)
     """
-    return to_plain({
+    return _tensors_described(to_plain({
         "model": f"{type(model).__module__}.{type(model).__qualname__}", "name": getattr(model, "name", None),
+        "options": getattr(model, "options", None),
         "shapes": {k: list(v.shape) for k, v in model.state_dict().items()}, "data": data_description(data),
         "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr, "warmup": warmup, "grad_clip": grad_clip,
         "schedule": SCHEDULE, "precision": precision, "world_size": world_size,
-        "settings": settings if settings is not None else {}}, "fingerprint")
+        "settings": settings if settings is not None else {}}, "fingerprint"))
+
+
+def _tensors_described(value):
+    """``value`` (plain data) with each tensor replaced by its :func:`data_description` (comparable with ``==``)."""
+    if isinstance(value, Tensor):
+        return data_description(value)
+    if isinstance(value, dict):
+        return {k: _tensors_described(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_tensors_described(v) for v in value)
+    return value
 
 
 def _check_fingerprint(path: Path, state: dict, current: dict, resume: str) -> None:

@@ -318,3 +318,21 @@ class _NaNRows(torch.nn.Module):
         out[0] = float("nan")
         out[-1] = float("-inf")
         return out
+
+
+def test_model_options_are_part_of_the_fingerprint(tmp_path):
+    """An option that changes no shape (TRUFL's initial truncation) still makes another run."""
+    path = tmp_path / "run.pt"
+
+    def trufl(truncation):
+        torch.manual_seed(0)
+        return catlib.build_model("trufl", (2,), 4, flow_steps=1, hidden=(8,), init_truncation=truncation)
+
+    fit(trufl(2.0), DATA, steps=3, batch_size=8, checkpoint=path, progress=False)
+    with pytest.raises(CheckpointError, match=r"options\.init_truncation: 2\.0 in the checkpoint, 3\.0 now"):
+        fit(trufl(3.0), DATA, steps=3, batch_size=8, checkpoint=path, progress=False)
+    schedule = torch.linspace(0.99, 0.5, 10)  # a tensor among the options is described, not compared as a tensor
+    torch.manual_seed(0)
+    model = catlib.build_model("multinomial-diffusion", (2,), 4, timesteps=10, schedule=schedule, hidden=(8,))
+    fit(model, DATA, steps=2, batch_size=8, checkpoint=tmp_path / "d.pt", progress=False)
+    assert load_checkpoint(tmp_path / "d.pt")["fingerprint"]["options"]["schedule"]["shape"] == [10]
