@@ -26,7 +26,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COLUMNS", "FULL", "PROFILE_PREFERENCE", "results_path", "write_results", "read_results", "results_table"]
+__all__ = ["COLUMNS", "FULL", "PROFILE_PREFERENCE", "results_path", "prepare_results_dir", "write_results",
+           "read_results", "results_table"]
 
 #: The profile whose results live at the top of the results folder (the committed ones).
 FULL = "full"
@@ -106,6 +107,22 @@ def results_path(chapter: str, profile: str, results_dir: str | Path = "results"
     _check_name("profile", profile)
     folder = Path(results_dir) if profile == FULL else Path(results_dir) / profile
     return folder / f"{chapter}.json"
+
+
+def prepare_results_dir(results_dir: str | Path, profile: str) -> Path:
+    """Create and test-write the folder :func:`write_results` will write ``profile``'s results to.
+
+    A chapter calls it before training, so that a results folder that cannot be written fails
+    at once, naming the path, instead of after hours of training. Raises ``ValueError``.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> prepare_results_dir(root, "smoke") == root / "smoke"
+    True
+    """
+    from catlib.validation import check_writable_dir
+
+    return check_writable_dir(results_path("chapter", profile, results_dir).parent, "results folder")
 
 
 def write_results(

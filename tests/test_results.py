@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from catlib.results import COLUMNS, read_results, results_table, write_results
+from catlib.results import COLUMNS, prepare_results_dir, read_results, results_table, write_results
 
 
 def make_row(profile: str = "smoke", **changes):
@@ -191,3 +191,13 @@ def test_results_table_of_nothing_has_the_columns():
     table = results_table([])
     assert len(table) == 0
     assert list(table.columns) == list(COLUMNS)
+
+
+def test_prepare_results_dir_creates_the_folder_write_results_uses(tmp_path):
+    folder = prepare_results_dir(tmp_path / "results", "smoke")
+    assert folder.is_dir() and write_results("03_toy", [make_row()], "smoke", tmp_path / "results").parent == folder
+    assert list(folder.iterdir()) == [folder / "03_toy.json"]  # the probe file is gone
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ValueError, match=f"results folder '{blocker}/full-run' cannot be created"):
+        prepare_results_dir(blocker / "full-run", "full")
