@@ -79,12 +79,27 @@ class InputDropout(nn.Module):
 
 
 class _MaskedLinear(nn.Linear):
+    """``Linear`` with ``weight * mask``; without autograd (sampling) the product is kept until the weight changes."""
+
     def __init__(self, in_features: int, out_features: int, mask: Tensor):
         super().__init__(in_features, out_features)
         self.register_buffer("mask", mask.to(self.weight.dtype))
+        self._masked: tuple[tuple, Tensor] | None = None
+
+    def masked_weight(self) -> Tensor:
+        """``weight * mask``. With gradients off it is computed once per version of the weight and mask
+        (an optimiser step, ``load_state_dict`` or ``.to(device)`` makes a new one), since a sampler calls
+        the head thousands of times with the same weights."""
+        w, m = self.weight, self.mask
+        if torch.is_grad_enabled():
+            return w * m
+        key = (w.data_ptr(), w._version, m.data_ptr(), m._version, w.dtype, w.device)
+        if self._masked is None or self._masked[0] != key:
+            self._masked = (key, w * m)
+        return self._masked[1]
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight * self.mask, self.bias)
+        return F.linear(x, self.masked_weight(), self.bias)
 
 
 class MaskedFeedforward(nn.Module):
