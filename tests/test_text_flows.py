@@ -408,8 +408,8 @@ def test_newton_inverse_is_exact_on_hard_cases_and_needs_few_iterations():
     torch.testing.assert_close(z_back, z, rtol=1e-12, atol=1e-9)
     # x itself to the precision the problem allows: an error in z of ~1e-12 |z| over the slope dz/dx
     assert ((solved - x).abs() * torch.exp(ldj) <= 1e-10 * z.abs().clamp(min=1.0)).all()
-    # 20 iterations are enough on these hard cases (measured: after 16 iterations one of the 400 is unsolved, after 20 none), where bisection
-    # of the same bracket needs 51 halvings to float64 round-off
+    # 20 iterations are enough on these hard cases (measured: after 16 iterations one of the 400 is
+    # unsolved, after 20 none), where bisection of the same bracket needs 51 halvings to float64 round-off
     z20, _ = mixture_logistic_transform(mixture_logistic_inverse(z, p, max_iterations=20), p)
     torch.testing.assert_close(z20, z, rtol=1e-12, atol=1e-9)
     z2, _ = mixture_logistic_transform(mixture_logistic_inverse(z, p, max_iterations=2), p)

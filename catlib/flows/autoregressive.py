@@ -21,10 +21,11 @@ with :math:`(a, b, \pi, \mu, s)` functions of :math:`v_{<t}` and :math:`v_{t,<c}
           + \log F'(v_{t,c}) - \log F(v_{t,c}) - \log(1 - F(v_{t,c})).
 
 The inverse is sequential: position by position, coordinate by coordinate, each a monotone
-scalar equation solved by safeguarded Newton steps for all rows of the batch at once. :meth:`ARMixtureLogisticFlow.inverse`
-keeps the LSTM state between positions (``L`` LSTM steps); :meth:`ARMixtureLogisticFlow.inverse_reference`
-recomputes the whole network for every coordinate, as the official code does (``L d`` full
-passes), and serves as the reference in the tests.
+scalar equation solved by safeguarded Newton steps (:func:`mixture_logistic_inverse`) for all
+rows of the batch at once. :meth:`ARMixtureLogisticFlow.inverse` keeps the LSTM state between
+positions (``L`` LSTM steps); :meth:`ARMixtureLogisticFlow.inverse_reference` recomputes the
+whole network for every coordinate, as the official code does (``L d`` full passes), and
+serves as the reference in the tests and the benchmark.
 """
 from __future__ import annotations
 
