@@ -29,11 +29,14 @@ from torch import nn
 
 from catlib.train import estimate_run
 
-__all__ = ["SPEED_PATH", "FullModel", "full_models", "parameter_count", "measure", "speed_rows", "speed_table",
-           "describe_measurement", "describe_sampling", "unmeasured"]
+__all__ = ["SPEED_PATH", "SAMPLING_PATH", "FullModel", "full_models", "parameter_count", "measure", "speed_rows",
+           "speed_table", "describe_measurement", "describe_sampling", "unmeasured", "sampling_benchmark",
+           "sampling_table"]
 
 #: The committed measurements (written by ``benchmarks/speed_full_models.py --json``).
 SPEED_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "speed_full_models.json"
+#: The committed CPU sampling measurements of the text flows (``benchmarks/speed_sampling.py --json``).
+SAMPLING_PATH = SPEED_PATH.with_name("speed_sampling.json")
 
 
 @dataclass(frozen=True)
@@ -187,3 +190,46 @@ def unmeasured(chapter: str, speed: dict, precision: str = "fp32") -> list[str]:
     """Keys of the chapter's full models without a row at ``precision`` in ``speed`` (:func:`speed_rows`)."""
     measured = {r["key"] for r in speed["results"] if r["precision"] == precision}
     return [m.key for m in full_models() if m.chapter == chapter and m.key not in measured]
+
+
+def sampling_benchmark(path: str | Path = SAMPLING_PATH) -> dict:
+    """The runs of ``benchmarks/speed_sampling.py`` in the file at ``path``: ``{label: run}`` (empty without it).
+
+    Each run has ``rows`` (one per model size, sampler, length and batch: ``seconds``,
+    ``seconds_per_sequence``, ``ms_per_character``, ...), and the ``cpu``, ``threads``, ``torch``
+    version and ``commit`` it was measured with.
+    """
+    path = Path(path)
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def sampling_table(runs: dict) -> list[dict]:
+    """Display rows of :func:`sampling_benchmark`: one per size, sampler, length and batch, a column of
+    seconds per sequence for each run (label), and the speed-up of the last run over the first.
+
+    >>> row = {"size": "ar", "sampler": "cached", "seq_len": 8, "n": 1, "prior_parameters": 10,
+    ...        "seconds_per_sequence": 2.0}
+    >>> sampling_table({"before": {"rows": [row]}, "after": {"rows": [{**row, "seconds_per_sequence": 0.5}]}})
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [{'model': 'ar', 'sampler': 'cached', 'L': 8, 'sequences per call': 1, 'prior parameters (M)': '0.0',
+      's per sequence, before': '2.000', 's per sequence, after': '0.500', 'after / before': '4.0x faster'}]
+    """
+    labels = list(runs)
+    table: dict[tuple, dict] = {}
+    for label in labels:
+        for r in runs[label]["rows"]:
+            key = (r["size"], r["sampler"], r["seq_len"], r["n"])
+            entry = table.setdefault(key, {"model": r["size"], "sampler": r["sampler"], "L": r["seq_len"],
+                                           "sequences per call": r["n"],
+                                           "prior parameters (M)": f"{r['prior_parameters'] / 1e6:.1f}"})
+            entry[f"s per sequence, {label}"] = f"{r['seconds_per_sequence']:.3f}"
+            entry.setdefault("_seconds", {})[label] = r["seconds_per_sequence"]
+    out = []
+    for entry in table.values():
+        seconds = entry.pop("_seconds")
+        if len(labels) > 1:
+            first, last = labels[0], labels[-1]
+            both = first in seconds and last in seconds
+            entry[f"{last} / {first}"] = f"{seconds[first] / seconds[last]:.1f}x faster" if both else ""
+        out.append(entry)
+    return out
