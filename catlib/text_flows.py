@@ -234,7 +234,7 @@ class SequenceMixtureCoupling(Transform):
     rest :math:`v^b`; a bidirectional LSTM over :math:`v^a` of all positions
     (:class:`~catlib.nets.lstm.BiLSTMNet`) gives the parameters of the elementwise map of
     :func:`~catlib.flows.autoregressive.mixture_logistic_transform` for every :math:`v^b_{t,c}`.
-    The inverse is one pass of the network and a vectorised bisection.
+    The inverse is one pass of the network and a vectorised root finding (:func:`mixture_logistic_inverse`).
     """
 
     def __init__(self, dim: int, seq_len: int, num_mixtures: int = 8, lstm_size: int = 512, lstm_layers: int = 2,
@@ -515,8 +515,8 @@ def build_text_flow(kind: str, dequantization: str, seq_len: int, num_classes: i
         sizes: ``num_steps`` (flow layers), ``num_mixtures``, ``lstm_size``, ``lstm_layers``,
             ``input_dropout`` (of the flow's LSTMs); ``context_size``, ``context_hidden``,
             ``context_layers`` (of the context net of ``q``: ``context_lstm_*`` of the official
-            AR model, ``context_ff_*`` of the coupling model); ``inverse_iterations`` (bisection
-            halvings); ``representation`` (``"onehot"`` or ``"binary"``, dequantization twins only).
+            AR model, ``context_ff_*`` of the coupling model); ``inverse_iterations`` (at most
+            this many Newton or bisection iterations per number); ``representation`` (``"onehot"`` or ``"binary"``, dequantization twins only).
             Every count and size is checked to be an integer >= 1 (``lstm_size`` >= 8) and
             ``input_dropout`` to be in [0, 1), with a ``ValueError`` naming the option.
             Small defaults; the paper's are in :data:`TEXT8_AR_CONFIG` and its siblings, e.g.
