@@ -516,7 +516,8 @@ def build_text_flow(kind: str, dequantization: str, seq_len: int, num_classes: i
             ``input_dropout`` (of the flow's LSTMs); ``context_size``, ``context_hidden``,
             ``context_layers`` (of the context net of ``q``: ``context_lstm_*`` of the official
             AR model, ``context_ff_*`` of the coupling model); ``inverse_iterations`` (at most
-            this many Newton or bisection iterations per number); ``representation`` (``"onehot"`` or ``"binary"``, dequantization twins only).
+            this many Newton or bisection iterations per number); ``representation``
+            (``"onehot"`` or ``"binary"``, dequantization twins only).
             Every count and size is checked to be an integer >= 1 (``lstm_size`` >= 8) and
             ``input_dropout`` to be in [0, 1), with a ``ValueError`` naming the option.
             Small defaults; the paper's are in :data:`TEXT8_AR_CONFIG` and its siblings, e.g.
