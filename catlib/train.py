@@ -232,7 +232,8 @@ _FIT_DEFAULTS: dict = {}
 
 @contextlib.contextmanager
 def fit_defaults(*, precision: str | None = None, checkpoint_minutes: float | None = None,
-                 estimate: bool | None = None, resume: str | None = None) -> Iterator[None]:
+                 estimate: bool | None = None, resume: str | None = None,
+                 compile: bool | None = None) -> Iterator[None]:
     """Inside the block, :func:`fit` calls that leave these arguments out use the values given here.
 
     The command line (``python -m catlib.experiments --precision bf16 --estimate toy50``) uses
@@ -252,7 +253,8 @@ def fit_defaults(*, precision: str | None = None, checkpoint_minutes: float | No
     if resume is not None:
         _check_resume(resume)
     saved = dict(_FIT_DEFAULTS)
-    given = {"precision": precision, "checkpoint_minutes": checkpoint_minutes, "estimate": estimate, "resume": resume}
+    given = {"precision": precision, "checkpoint_minutes": checkpoint_minutes, "estimate": estimate, "resume": resume,
+             "compile": compile}
     _FIT_DEFAULTS.update({k: v for k, v in given.items() if v is not None})
     try:
         yield
@@ -334,24 +336,76 @@ def _step(objective: nn.Module, params: list[Tensor], optimizer: torch.optim.Opt
     """
     with _autocast(precision, device):
         loss = objective(x)
-    logged = all_reduce_mean(loss.detach(), ctx)
-    if not torch.isfinite(logged):
+    logged = all_reduce_mean(loss.detach(), ctx).item()  # the step's one synchronisation
+    if not math.isfinite(logged):
         named = list(zip(names if names is not None else [f"parameter {i}" for i in range(len(params))], params))
-        raise FloatingPointError(_nonfinite_loss_message(logged.item(), step, named, precision))
+        raise FloatingPointError(_nonfinite_loss_message(logged, step, named, precision))
     optimizer.zero_grad(set_to_none=True)
+    # on the CPU torch's default is a loop over the gradients; foreach computes the same norms in one call
+    foreach = True if device.type == "cpu" else None
     if scaler is None:
         loss.backward()
         if grad_clip is not None:
-            nn.utils.clip_grad_norm_(params, grad_clip)
+            nn.utils.clip_grad_norm_(params, grad_clip, foreach=foreach)
         optimizer.step()
     else:
         scaler.scale(loss).backward()
         if grad_clip is not None:
             scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-            nn.utils.clip_grad_norm_(params, grad_clip)
+            nn.utils.clip_grad_norm_(params, grad_clip, foreach=foreach)
         scaler.step(optimizer)  # skipped when the scaled gradients overflowed
         scaler.update()
-    return logged.item()
+    return logged
+
+
+def _adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
+    """The Adam optimiser of :func:`fit` (and :func:`estimate_run`) on ``device``.
+
+    On the CPU the fused implementation (``fused=True``): one kernel updates every parameter,
+    instead of about ten small operations per parameter tensor in torch's default CPU loop; the
+    update is Adam's, the same up to floating-point rounding. Elsewhere torch's default (on CUDA
+    the multi-tensor ``foreach`` implementation). A checkpoint stores the choice with the
+    optimiser's settings, and a resumed run keeps the stored one (the update is the same).
+    """
+    if device.type == "cpu":
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    return torch.optim.Adam(params, lr=lr)
+
+
+#: Whether ``torch.compile`` works on a device type here (probed once per process), or why not.
+_COMPILE_PROBES: dict[str, str | None] = {}
+
+
+def _compile_unavailable(device: torch.device) -> str | None:
+    """``None`` if ``torch.compile`` (inductor) compiles and runs a tiny function on ``device``, else why not."""
+    if device.type not in _COMPILE_PROBES:
+        try:
+            probe = torch.compile(lambda t: torch.exp(t) * 2.0 + 1.0, fullgraph=True)
+            t = torch.ones(3, device=device)
+            if not torch.allclose(probe(t), torch.exp(t) * 2.0 + 1.0):  # pragma: no cover
+                raise RuntimeError("the compiled probe computed a wrong value")
+            _COMPILE_PROBES[device.type] = None
+        except Exception as err:  # noqa: BLE001 - any failure means: no compiler here
+            first_line = (str(err).strip().splitlines() or [""])[0]
+            _COMPILE_PROBES[device.type] = f"{type(err).__name__}: {first_line}"
+    return _COMPILE_PROBES[device.type]
+
+
+def _compiled(objective: nn.Module, device: torch.device) -> nn.Module:
+    """``torch.compile(objective)`` with eager random numbers; ``objective`` itself if compiling cannot work here.
+
+    ``fallback_random=True`` makes inductor draw random numbers with torch's own operations, so
+    a compiled model draws the noise (argmax flows' samples, diffusion timesteps) the eager one
+    draws, from the same generators.
+    """
+    why = _compile_unavailable(device)
+    if why is not None:
+        import warnings
+
+        warnings.warn(f"fit(compile=True): torch.compile does not work on {device.type} here ({why}); "
+                      f"training without compiling", RuntimeWarning, stacklevel=3)
+        return objective
+    return torch.compile(objective, options={"fallback_random": True})
 
 
 def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor], steps: int,
@@ -360,7 +414,7 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
         grad_clip: float | None = 10.0, warmup: int = 100, progress: bool = True,
         desc: str | None = None, *, precision: str | None = None, checkpoint_minutes: float | None = None,
         estimate: bool | None = None, distributed: bool | None = None, resume: str | None = None,
-        settings: dict | None = None) -> FitResult:
+        settings: dict | None = None, compile: bool | None = None) -> FitResult:
     r"""Maximise ``model.log_prob(x).mean()`` with Adam and a cosine learning-rate decay.
 
     A model with its own objective (``model.training_loss(x) -> scalar``, e.g. multinomial
@@ -429,6 +483,16 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
             now apply from the next step on, e.g. the cosine schedule over the new ``steps``).
         settings: plain data naming what else defines the run (an experiment's configuration,
             model options that change no shape); part of the fingerprint.
+        compile: ``False`` (default): run the model eagerly. ``True``: wrap the training
+            objective (:class:`TrainingLoss`, inside DistributedDataParallel when there is one)
+            in ``torch.compile`` (inductor; random numbers drawn by torch's own operations, so
+            the model's noise is the one it draws uncompiled), which compiles the forward and
+            backward pass at the first step (seconds to minutes) and again whenever a shape
+            changes. The losses are those of the eager run up to floating-point rounding (so a
+            run may be resumed with or without it; it is not part of the fingerprint). If
+            ``torch.compile`` cannot compile on this device (probed once with a tiny function,
+            e.g. no C compiler for the CPU), a ``RuntimeWarning`` says so and the run trains
+            eagerly. The estimate (``estimate=True``) times the eager model.
 
     **Checkpoints.** The file holds tensors and plain data only (model, optimiser, step,
     losses, time, every random state, the metrics of :func:`save_metrics`), with a SHA-256 of
@@ -439,8 +503,12 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
     a corrupted file, and a finished run asked for more steps is another run. The folder is
     created and test-written before the first step.
 
-    ``precision``, ``checkpoint_minutes``, ``estimate`` and ``resume`` left at ``None`` take the
-    values of an enclosing :func:`fit_defaults` block, else ``"fp32"``, ``None``, ``False`` and ``"check"``.
+    ``precision``, ``checkpoint_minutes``, ``estimate``, ``resume`` and ``compile`` left at ``None`` take the
+    values of an enclosing :func:`fit_defaults` block, else ``"fp32"``, ``None``, ``False``, ``"check"`` and
+    ``False``.
+
+    **Speed.** On the CPU the optimiser is Adam's fused implementation and gradient clipping
+    uses torch's multi-tensor (``foreach``) norms; each step synchronises once, for the logged loss.
 
     Returns:
         a :class:`FitResult`; ``metrics`` holds what :func:`save_metrics` stored, if any.
@@ -461,6 +529,9 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
         checkpoint_minutes = _check_minutes(checkpoint_minutes)
     estimate = bool(_resolve_default("estimate", estimate, False))
     resume = _check_resume(_resolve_default("resume", resume, "check"))
+    compile = _resolve_default("compile", compile, False)
+    if not isinstance(compile, bool):
+        raise ValueError(f"compile must be True or False, got {compile!r}")
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None:  # before any training: a folder that cannot hold the checkpoint fails now
         check_writable_dir(path.parent, "checkpoint folder")
@@ -472,7 +543,7 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
                                   grad_clip=grad_clip, precision=precision, world_size=ctx.world_size,
                                   settings=settings) if path is not None else None
     model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = _adam(model.parameters(), lr, device)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
 
     def lr_at(step: int) -> float:
@@ -547,6 +618,7 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
 
     objective: nn.Module = TrainingLoss(model)
     wrapped = not ctx.enabled  # with several processes, DDP wraps the objective at the first step
+    runner = _compiled(objective, device) if compile and wrapped else objective  # what each step calls
     named = list(model.named_parameters())
     names, params = [name for name, _ in named], [p for _, p in named]
 
@@ -565,6 +637,7 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
             _initialize_on_global_batch(objective, x, precision, device)
             # DDP's constructor broadcasts rank 0's parameters and buffers, data-dependent ones included
             objective = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
+            runner = _compiled(objective, device) if compile else objective
             wrapped = True
         if ctx.enabled:
             x = x[rows]
@@ -579,7 +652,7 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
             start += _clock() - began  # the estimate is not training time
-        loss = _step(objective, params, optimizer, x, precision, device, scaler, grad_clip, ctx, step, names)
+        loss = _step(runner, params, optimizer, x, precision, device, scaler, grad_clip, ctx, step, names)
         result.losses.append(loss)
         result.steps = step + 1
         result.seconds = _clock() - start
@@ -594,7 +667,7 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
                 last_save = _clock()
     bar.close()
     if ctx.enabled and wrapped:
-        del objective  # drop DDP's gradient hooks from the model's parameters
+        del objective, runner  # drop DDP's gradient hooks from the model's parameters
         gc.collect()
         barrier(ctx)  # the last checkpoint is written before any rank goes on
     model.eval()
@@ -713,7 +786,7 @@ def estimate_run(model: nn.Module, draw_or_data: Tensor | Callable[[int, torch.G
             copied = copy.deepcopy(model).to(device).train()
             objective = TrainingLoss(copied)
             params = list(copied.parameters())
-            optimizer = torch.optim.Adam(params, lr=1e-4)
+            optimizer = _adam(params, 1e-4, device)
             scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
             gen = torch.Generator().manual_seed(0)
 

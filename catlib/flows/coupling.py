@@ -25,6 +25,9 @@ class _Coupling(Transform):
         if dim < 2:
             raise ValueError(f"a coupling layer needs dim >= 2, got {dim}")
         self.register_buffer("mask", checkerboard_mask(dim, parity))
+        # the mask's coordinates as a strided slice (a view; no nonzero/index kernels, traceable by
+        # torch.compile); the same values as indexing with the mask
+        self._parity = parity if parity in (0, 1) else None
         self.n_fixed = int(self.mask.sum())
         self.n_out = dim - self.n_fixed
         self.params_per_dim = params_per_dim
@@ -35,10 +38,20 @@ class _Coupling(Transform):
         h = fixed if context is None or self.context_dim == 0 else torch.cat([fixed, context], -1)
         return self.net(h).view(fixed.shape[0], self.n_out, self.params_per_dim)
 
+    def _fixed_moved(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(x[:, mask], x[:, ~mask])``: the fixed and the moved coordinates of ``x [batch, dim]``."""
+        if self._parity is None:
+            return x[:, self.mask], x[:, ~self.mask]
+        return x[:, self._parity::2], x[:, 1 - self._parity::2]
+
     def _merge(self, fixed: Tensor, moved: Tensor) -> Tensor:
         out = torch.empty(fixed.shape[0], self.mask.numel(), device=fixed.device, dtype=moved.dtype)
-        out[:, self.mask] = fixed.to(moved.dtype)
-        out[:, ~self.mask] = moved
+        if self._parity is None:
+            out[:, self.mask] = fixed.to(moved.dtype)
+            out[:, ~self.mask] = moved
+        else:
+            out[:, self._parity::2] = fixed.to(moved.dtype)
+            out[:, 1 - self._parity::2] = moved
         return out
 
 
@@ -57,12 +70,12 @@ class AffineCoupling(_Coupling):
         return 3.0 * torch.tanh(p[..., 0] / 3.0), p[..., 1]
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        fixed, moved = x[:, self.mask], x[:, ~self.mask]
+        fixed, moved = self._fixed_moved(x)
         log_s, t = self._scale_shift(fixed, context)
         return self._merge(fixed, moved * torch.exp(log_s) + t), log_s.sum(-1)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
-        fixed, moved = z[:, self.mask], z[:, ~self.mask]
+        fixed, moved = self._fixed_moved(z)
         log_s, t = self._scale_shift(fixed, context)
         return self._merge(fixed, (moved - t) * torch.exp(-log_s))
 
@@ -110,14 +123,14 @@ class MixtureLogisticCoupling(_Coupling):
         return log_cdf - log_sf, log_pdf - log_cdf - log_sf
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        fixed, moved = x[:, self.mask], x[:, ~self.mask]
+        fixed, moved = self._fixed_moved(x)
         log_a, b, log_pi, mu, log_s = self._split(fixed, context)
         logit, log_deriv = self._logit_cdf(moved, log_pi, mu, log_s)
         z = logit * torch.exp(log_a) + b
         return self._merge(fixed, z), (log_deriv + log_a).sum(-1)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
-        fixed, moved = z[:, self.mask], z[:, ~self.mask]
+        fixed, moved = self._fixed_moved(z)
         log_a, b, log_pi, mu, log_s = self._split(fixed, context)
         target = (moved - b) * torch.exp(-log_a)
         # Bracket: every component's logit-CDF is within its own scale of the mixture's.

@@ -97,26 +97,38 @@ class GraphAffineCoupling(nn.Module):
     def __init__(self, d: int, parity: int = 0, feature_dim: int = 1, hidden: int = 64, gnn_layers: int = 3):
         super().__init__()
         self.register_buffer("fixed", checkerboard_mask(d, parity))
+        self._parity = parity if parity in (0, 1) else None  # the mask as a strided slice (no index kernels)
         n_fixed = int(self.fixed.sum())
         self.net = GraphNet(n_fixed + feature_dim, 2 * (d - n_fixed), hidden, gnn_layers, zero_init=True)
 
+    def _fixed(self, x: Tensor) -> Tensor:
+        """``x[..., fixed]``, the channels that stay fixed."""
+        return x[..., self.fixed] if self._parity is None else x[..., self._parity::2]
+
+    def _moved(self, x: Tensor) -> Tensor:
+        """``x[..., ~fixed]``, the channels the coupling moves."""
+        return x[..., ~self.fixed] if self._parity is None else x[..., 1 - self._parity::2]
+
     def _scale_shift(self, x: Tensor, adjacency: Tensor, mask: Tensor, features: Tensor) -> tuple[Tensor, Tensor]:
-        p = self.net(torch.cat([x[..., self.fixed], features.to(x.dtype)], -1), adjacency, mask)
+        p = self.net(torch.cat([self._fixed(x), features.to(x.dtype)], -1), adjacency, mask)
         log_s, t = p.chunk(2, -1)
         return 3.0 * torch.tanh(log_s / 3.0), t  # both 0 at padded nodes (GraphNet output)
 
     def _merge(self, x: Tensor, moved: Tensor) -> Tensor:
         out = x.clone()
-        out[..., ~self.fixed] = moved
+        if self._parity is None:
+            out[..., ~self.fixed] = moved
+        else:
+            out[..., 1 - self._parity::2] = moved
         return out
 
     def forward(self, x: Tensor, adjacency: Tensor, mask: Tensor, features: Tensor) -> tuple[Tensor, Tensor]:
         log_s, t = self._scale_shift(x, adjacency, mask, features)
-        return self._merge(x, x[..., ~self.fixed] * torch.exp(log_s) + t), log_s.sum((1, 2))
+        return self._merge(x, self._moved(x) * torch.exp(log_s) + t), log_s.sum((1, 2))
 
     def inverse(self, z: Tensor, adjacency: Tensor, mask: Tensor, features: Tensor) -> Tensor:
         log_s, t = self._scale_shift(z, adjacency, mask, features)
-        return self._merge(z, (z[..., ~self.fixed] - t) * torch.exp(-log_s))
+        return self._merge(z, (self._moved(z) - t) * torch.exp(-log_s))
 
 
 class GraphFlow(nn.Module):
