@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.merge:
         parts = [json.loads(p.read_text()) for p in args.merge]
-        out = {**parts[0], "rows": [row for part in parts for row in part["rows"]]}
+        out = {**parts[0], "command": [part["command"] for part in parts],
+               "rows": [row for part in parts for row in part["rows"]]}
         args.json.write_text(json.dumps(out, indent=1) + "\n")
         print(f"merged {len(out['rows'])} rows into {args.json}")
         return

@@ -18,7 +18,10 @@ from catlib.metrics import expected_bound_bits
 from catlib.experiments import check_profile, checkpoint_folder, experiment_parser
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
 
-__all__ = ["PROFILES", "TABLE2", "Toy50Config", "run_toy50", "run_one", "load_model"]
+__all__ = ["PROFILES", "TABLE2", "Toy50Config", "run_toy50", "run_one", "load_model", "STEPS_PATH", "steps_benchmark"]
+
+#: The bounds at several training lengths, measured by ``benchmarks/toy50_steps.py`` and committed.
+STEPS_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "toy50_steps.json"
 
 #: (model name, row label, paper ELBO, paper IWBO) in the order of the paper's Table 2; the
 #: binary Cartesian product is our extra row (the paper does not run it on the toy).
@@ -113,6 +116,15 @@ def run_toy50(profile: str = "full", checkpoint_dir: str | Path | None = "checkp
                      "seconds": m["train_seconds"] + m["eval_seconds"], "device": m["device"],
                      "parameters": m["parameters"], "losses": m["losses"]})
     return rows
+
+
+def steps_benchmark(path: str | Path = STEPS_PATH) -> dict:
+    """The committed run of ``benchmarks/toy50_steps.py`` (``{}`` without the file): ``rows`` of
+    ``model, steps, elbo_bits, iwbo_bits, loss_quarters_nats, seconds`` and the machine and commit."""
+    import json
+
+    path = Path(path)
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def main(argv: list[str] | None = None) -> None:
