@@ -26,13 +26,13 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 from pathlib import Path
 
 import torch
 
 from catlib.text_flows import TEXT8_AR_CONFIG, TEXT8_COUPLING_CONFIG, build_text_flow
 from catlib.timing import timed
+from machine import commit, cpu_name
 
 #: name -> (options of build_text_flow without seq_len, whether the reference sampler is timed)
 SIZES = {
@@ -44,32 +44,6 @@ SIZES = {
 CASES = ((256, 1), (256, 64), (64, 1), (64, 64))
 #: the reference sampler is timed for one sequence only (it is the slow one)
 REFERENCE_CASES = ((64, 1), (256, 1))
-
-
-def cpu_name() -> str:
-    """The processor's model name (``/proc/cpuinfo``), or what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:  # pragma: no cover - not Linux
-        pass
-    return platform.processor() or platform.machine()
-
-
-def commit() -> str:
-    """``git rev-parse HEAD`` of the checkout whose ``catlib`` is imported, ``+dirty`` when tracked files differ."""
-    import catlib
-
-    root = Path(catlib.__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
 
 
 def time_call(model, n: int, device: torch.device, repeats: int, reference: bool = False) -> float:

@@ -45,18 +45,10 @@ from pathlib import Path
 
 import torch
 
+from machine import cpu_name
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "speed_training_steps.json"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:  # pragma: no cover - not Linux
-        pass
-    return platform.processor() or platform.machine()
 
 
 def git_state() -> dict:
@@ -75,7 +67,7 @@ def git_state() -> dict:
 
 
 def machine() -> dict:
-    return {"date": datetime.date.today().isoformat(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+    return {"date": datetime.date.today().isoformat(), "cpu": cpu_name(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
             "python": platform.python_version(), "torch": torch.__version__, "device": "cpu"}
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed_sampling import commit, cpu_name  # noqa: E402  (the same machine and code description)
+from machine import commit, cpu_name  # noqa: E402
 
 from catlib.data import Toy50  # noqa: E402
 from catlib.experiments import toy50  # noqa: E402
