@@ -23,11 +23,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import commit, cpu_name  # noqa: E402
-
-from catlib.data import Toy50  # noqa: E402
-from catlib.experiments import toy50  # noqa: E402
+from catlib.data import Toy50
+from catlib.experiments import toy50
+from machine import commit, cpu_name
 
 
 def measure(name: str, steps: int, seed: int = 0) -> dict:

@@ -33,8 +33,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["CheckpointError", "FORMAT", "load_checkpoint", "save_checkpoint", "payload_digest", "to_plain",
-           "fingerprint_differences"]
+__all__ = ["CheckpointError", "FORMAT", "load_checkpoint", "save_checkpoint", "payload_digest", "tensor_bytes",
+           "to_plain", "fingerprint_differences"]
 
 #: The format written by :func:`save_checkpoint` (files without a ``format`` key are older).
 FORMAT = 2
@@ -81,11 +81,20 @@ def to_plain(value: Any, where: str = "value") -> Any:
                           f"(only tensors and plain data: dict, list, tuple, str, int, float, bool, None)")
 
 
+def tensor_bytes(t: Tensor):
+    """The bytes of ``t`` (on the CPU, contiguous) as a NumPy ``uint8`` array over its buffer, for hashing.
+
+    >>> import hashlib
+    >>> hashlib.sha256(tensor_bytes(torch.zeros(2))).hexdigest() == hashlib.sha256(bytes(8)).hexdigest()
+    True
+    """
+    return t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+
+
 def _feed(h: "hashlib._Hash", value: Any) -> None:
     if isinstance(value, Tensor):
-        t = value.detach().cpu().contiguous()
-        h.update(f"T{t.dtype}{list(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy())  # the buffer itself, not a copy
+        h.update(f"T{value.dtype}{list(value.shape)}".encode())
+        h.update(tensor_bytes(value))  # the buffer itself, not a copy
     elif isinstance(value, dict):
         h.update(b"{")
         for key in sorted(value, key=repr):
@@ -127,7 +136,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     folder cannot be written.
     """
     path = Path(path)
-    state = to_plain({**state, "format": FORMAT}, "checkpoint")
+    state = {key: to_plain(value, str(key)) for key, value in {**state, "format": FORMAT}.items()}
     state["sha256"] = payload_digest(state)
     tmp = path.with_suffix(path.suffix + ".tmp")
     try:

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from catlib.nets import ENWIK8_TRANSFORMER, TEXT8_TRANSFORMER, TimeMLP, TimeTransformer, UNet
 from catlib.validation import (as_int, check_bool, check_classes, check_data_shape, check_float,
-                               check_positive_int, check_positive_ints)
+                               check_positive_int, check_positive_ints, count_check, optional_check)
 
 __all__ = ["cosine_schedule", "linear_schedule", "log_add_exp", "log1mexp", "index_to_log_onehot",
            "categorical_kl", "log_categorical", "MultinomialDiffusion", "build_diffusion", "LOG_ZERO",
@@ -689,25 +689,17 @@ class MultinomialDiffusion(nn.Module):
         return self._reverse(n, steps, progress, keep=False)[1][-1]
 
 
-def _count(minimum: int) -> Callable:
-    return lambda name, value: check_positive_int(name, value, minimum)
-
-
-def _optional(check: Callable) -> Callable:
-    return lambda name, value: None if value is None else check(name, value)
-
-
 def _rate(name: str, value) -> float:
     return check_float(name, value, 0.0, 1.0, strict_maximum=True)
 
 
 # how build_diffusion checks (and converts) each network option; the networks check how they combine
 _NETWORK_CHECKS: dict[str, Callable] = {
-    "hidden": check_positive_ints, "time_dim": _optional(_count(1)), "channels": _count(1),
+    "hidden": check_positive_ints, "time_dim": optional_check(count_check(1)), "channels": count_check(1),
     "channel_mults": lambda name, value: check_positive_ints(name, value, allow_empty=False, example="(1, 2)"),
-    "num_res_blocks": _count(1), "dropout": _rate, "attention": check_bool,
-    "layers": _count(1), "width": _count(4), "heads": _count(1), "local_heads": _count(0),
-    "local_window": _optional(_count(1)), "ff_mult": _count(1),
+    "num_res_blocks": count_check(1), "dropout": _rate, "attention": check_bool,
+    "layers": count_check(1), "width": count_check(4), "heads": count_check(1), "local_heads": count_check(0),
+    "local_window": optional_check(count_check(1)), "ff_mult": count_check(1),
 }
 
 _NETWORK_OPTIONS = {

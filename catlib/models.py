@@ -25,7 +25,7 @@ from catlib.flows import COUPLINGS, FlatImageNet, Flow, conditional_image_flow_f
 from catlib.nets import MLP, DenseNet
 from catlib.vae import CategoricalDecoder, VAELayer
 from catlib.validation import (check_choice, check_classes, check_data_shape, check_float, check_positive_float,
-                               check_positive_int, check_positive_ints)
+                               check_positive_int, check_positive_ints, count_check, optional_check)
 
 __all__ = ["CategoricalFlow", "build_model", "MODEL_NAMES", "TEXT_MODEL_NAMES", "ARCHITECTURES", "importance_weighted"]
 
@@ -188,21 +188,18 @@ _EXTRA_OPTIONS = {"argmax-threshold": {"base": None}, "vae": {"latent_channels":
                             "support_temperature": 0.0}}
 
 
-def _count(minimum: int) -> Callable:
-    return lambda name, value: check_positive_int(name, value, minimum)
-
-
 # how every option of _FLOW_OPTIONS, _Q_OPTIONS and _EXTRA_OPTIONS is checked (and converted: Python
 # ints, tuples of ints, floats): 0 steps is a flow without couplings (a diagonal base), 0 depth a
 # DenseNet of one convolution, an empty hidden tuple a linear conditioner
 _OPTION_CHECKS: dict[str, Callable] = {
-    "flow_steps": _count(0), "q_flow_steps": _count(0),
+    "flow_steps": count_check(0), "q_flow_steps": count_check(0),
     "hidden": check_positive_ints, "q_hidden": check_positive_ints,
     "coupling": lambda name, value: check_choice(name, value, tuple(COUPLINGS)),
     "mixing": lambda name, value: check_choice(name, value, ("linear", "reverse")),
-    "growth": _count(1), "q_growth": _count(1), "depth": _count(0), "q_depth": _count(0),
-    "base": lambda name, value: None if value is None else check_positive_int(name, value, minimum=2),
-    "latent_channels": _count(1), "latent_dim": _count(1),
+    "growth": count_check(1), "q_growth": count_check(1),
+    "depth": count_check(0), "q_depth": count_check(0),
+    "base": optional_check(count_check(2)),
+    "latent_channels": count_check(1), "latent_dim": count_check(1),
     "init_spread": check_positive_float,
     "init_truncation": check_float,
     "support_temperature": lambda name, value: check_float(name, value, 0.0),

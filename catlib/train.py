@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from catlib.checkpoint import (CheckpointError, fingerprint_differences, load_checkpoint, save_checkpoint,
-                               to_plain)
+                               tensor_bytes, to_plain)
 from catlib.distributed import (SINGLE, DistributedContext, all_gather_objects, all_reduce_mean, barrier,
                                 broadcast_flag, init_distributed, process_rank, rank_seed)
 from catlib.validation import check_positive_int, check_writable_dir
@@ -99,9 +99,8 @@ def data_description(data: Tensor | Callable) -> dict:
     if isinstance(data, Tensor):
         import hashlib
 
-        t = data.detach().cpu().contiguous()
-        digest = hashlib.sha256(t.reshape(-1).view(torch.uint8).numpy()).hexdigest()
-        return {"tensor": True, "shape": list(t.shape), "dtype": str(t.dtype), "sha256": digest}
+        return {"tensor": True, "shape": list(data.shape), "dtype": str(data.dtype),
+                "sha256": hashlib.sha256(tensor_bytes(data)).hexdigest()}
     name = getattr(data, "__qualname__", type(data).__qualname__)
     return {"tensor": False, "function": f"{getattr(data, '__module__', '?')}.{name}"}
 
@@ -192,7 +191,7 @@ def save_metrics(path: str | os.PathLike, metrics: dict) -> None:
     if process_rank() != 0:
         return
     state = load_checkpoint(path)
-    state["metrics"] = to_plain(metrics, "metrics")
+    state["metrics"] = metrics  # save_checkpoint makes it plain data (or refuses it, naming the entry)
     save_checkpoint(path, state)
 
 

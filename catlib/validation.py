@@ -7,13 +7,21 @@ import operator
 import os
 import uuid
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 
 import torch
 from torch import Tensor
 
-__all__ = ["as_int", "as_float", "check_bool", "check_choice", "check_classes", "check_data_shape", "check_float",
-           "check_positive_float", "check_positive_int", "check_positive_ints", "check_writable_dir"]
+T = TypeVar("T")
+
+__all__ = ["as_int", "as_float", "count_check", "optional_check", "check_bool", "check_choice", "check_classes",
+           "check_data_shape", "check_float", "check_positive_float", "check_positive_int", "check_positive_ints",
+           "check_writable_dir"]
+
+
+def _is_bool(value) -> bool:
+    """Whether ``value`` is a Python or NumPy boolean (``numpy.bool_``; named ``numpy.bool`` in NumPy 2)."""
+    return isinstance(value, bool) or type(value).__name__ in ("bool_", "bool")
 
 
 def as_int(value) -> int | None:
@@ -25,7 +33,7 @@ def as_int(value) -> int | None:
     >>> as_int(3), as_int(np.int64(2)), as_int(torch.tensor(4)), as_int(2.0), as_int(True)
     (3, 2, 4, None, None)
     """
-    if isinstance(value, bool) or type(value).__name__ in ("bool_", "bool"):  # bool, numpy.bool_ (numpy 2: bool)
+    if _is_bool(value):
         return None
     if torch.is_tensor(value):
         if value.dim() != 0 or value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
@@ -52,6 +60,24 @@ def check_positive_int(name: str, value, minimum: int = 1) -> int:
     if number is None or number < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return number
+
+
+def count_check(minimum: int) -> Callable[[str, object], int]:
+    """A checker ``(name, value) -> int`` of :func:`check_positive_int` with ``minimum``, for tables of options.
+
+    >>> count_check(0)("flow_steps", 0)
+    0
+    """
+    return lambda name, value: check_positive_int(name, value, minimum)
+
+
+def optional_check(check: Callable[[str, object], T]) -> Callable[[str, object], T | None]:
+    """``check`` that lets ``None`` through (an option whose ``None`` means "the default").
+
+    >>> optional_check(count_check(2))("base", None) is None
+    True
+    """
+    return lambda name, value: None if value is None else check(name, value)
 
 
 def check_positive_ints(name: str, value, allow_empty: bool = True, example: str = "(8,)") -> tuple[int, ...]:
@@ -87,7 +113,7 @@ def as_float(value) -> float | None:
     >>> as_float(2), as_float(np.float32(0.5)), as_float(torch.tensor(1.5)), as_float("1"), as_float(np.True_)
     (2.0, 0.5, 1.5, None, None)
     """
-    if isinstance(value, bool) or type(value).__name__ in ("bool", "bool_"):  # bool, numpy.bool
+    if _is_bool(value):
         return None
     if torch.is_tensor(value):
         if value.dim() != 0 or value.is_complex() or value.dtype == torch.bool:
@@ -173,7 +199,7 @@ def check_bool(name: str, value) -> bool:
     ...
     ValueError: attention must be True or False, got 'no'
     """
-    if not (isinstance(value, bool) or type(value).__name__ in ("bool", "bool_")):  # numpy.bool (NumPy 2), bool_
+    if not _is_bool(value):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     return bool(value)
 
