@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import platform
-import subprocess
 from pathlib import Path
 
 __all__ = ["cpu_name", "commit"]
@@ -20,15 +19,8 @@ def cpu_name() -> str:
 
 
 def commit() -> str:
-    """``git rev-parse HEAD`` of the checkout whose ``catlib`` is imported, ``+dirty`` when tracked files differ."""
-    import catlib
+    """``git rev-parse HEAD`` of the checkout whose ``catlib`` is imported, ``+dirty`` when tracked files differ
+    (:func:`catlib.results.code_commit`)."""
+    from catlib.results import code_commit
 
-    root = Path(catlib.__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
+    return code_commit()

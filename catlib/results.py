@@ -1,20 +1,25 @@
 """Result files of the reproduction chapters: one JSON per chapter and profile, read by the scoreboard.
 
 A chapter that reproduces a paper's table ends with :func:`write_results`, which stores its
-rows in ``results/<chapter>.json`` for a ``full`` run and in ``results/<profile>/<chapter>.json``
-for any other profile (:func:`results_path`). ``book/scoreboard.md`` collects them with
-:func:`read_results` (a ``full`` run is preferred over a ``smoke`` run of the same chapter) and
-shows them with :func:`results_table`. ``results/smoke/`` is git-ignored; the full results are
-committed, so the site can show the numbers of long runs without re-training, and a smoke run
-(CI) never overwrites them.
+rows in ``results/<chapter>.json`` for a ``cpu`` run (the committed results) and in
+``results/<profile>/<chapter>.json`` for any other profile (:func:`results_path`).
+``book/scoreboard.md`` collects them with :func:`read_results` (a ``paper`` run is preferred,
+then ``cpu``, then ``smoke``) and shows them with :func:`results_table`. ``results/smoke/`` is
+git-ignored; the ``cpu`` results are committed, so the site can show the numbers of long runs
+without re-training, and a smoke run (CI) never overwrites them.
 
 A row is one number of one method::
 
     {"method": "argmax / thresholding", "metric": "IWBO (bits)", "ours": 4.83,
-     "paper": 4.82, "profile": "full", "steps": 20000, "device": "cuda", "seconds": 812.0}
+     "paper": 4.82, "profile": "cpu", "steps": 20000, "device": "cpu", "seconds": 812.0,
+     "budget_ratio": None, "status": "reproduced", "entropy": 4.82, "gap_to_entropy": 0.01}
 
 ``paper`` is ``None`` where the paper gives no number (for example an exact entropy that only
-we compute). Rows may carry further keys (a note, the number of parameters); they are kept.
+we compute). ``budget_ratio`` is the examples our run trained on over the paper's run's
+(``None`` where the paper does not say); ``status`` one of :data:`STATUSES`, chosen with
+:func:`row_status`; ``entropy`` and ``gap_to_entropy`` (ours minus the entropy) are optional,
+for data whose entropy is known. Rows may carry further keys (a note, the number of
+parameters); they are kept.
 """
 
 from __future__ import annotations
@@ -23,23 +28,52 @@ import json
 import math
 import numbers
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COLUMNS", "FULL", "PROFILE_PREFERENCE", "results_path", "prepare_results_dir", "write_results",
-           "read_results", "results_table"]
+__all__ = ["COLUMNS", "COMMITTED", "PROFILE_PREFERENCE", "STATUSES", "results_path", "prepare_results_dir",
+           "write_results", "read_results", "results_table", "row_status", "code_commit"]
 
 #: The profile whose results live at the top of the results folder (the committed ones).
-FULL = "full"
+COMMITTED = "cpu"
 #: Keys every row must have, in the order the scoreboard shows them.
-COLUMNS = ("method", "metric", "ours", "paper", "profile", "steps", "device", "seconds")
+COLUMNS = ("method", "metric", "ours", "paper", "status", "budget_ratio", "profile", "steps", "device", "seconds")
 #: Which run of a chapter the scoreboard shows when several exist: the first one found here,
 #: then any other profile folder in alphabetical order.
-PROFILE_PREFERENCE = ("full", "smoke")
+PROFILE_PREFERENCE = ("paper", "cpu", "smoke")
+#: What a row's ``status`` may say, with the one-line legend the scoreboard prints.
+STATUSES = {
+    "reproduced": "within the tolerance the chapter states",
+    "close": "outside that tolerance, within three times it",
+    "undertrained": "further off, and our run saw fewer examples than the paper's (budget ratio < 1) "
+                    "or its bound was still falling when it stopped",
+    "differs": "further off, and training longer did not explain it (the chapter says what we know)",
+    "different data": "our data differ from the paper's (a stand-in corpus, our own squares): compare gaps, not digits",
+    "not run": "needs data or a GPU this book's runs did not have",
+    "ours only": "the paper gives no number to compare with",
+    "smoke": "a smoke run: tiny sizes that show the code runs, not a result",
+}
 
-_NUMBER_KEYS = ("ours", "paper", "seconds")
+_NUMBER_KEYS = ("ours", "paper", "seconds", "budget_ratio", "entropy", "gap_to_entropy")
+_OPTIONAL_KEYS = ("entropy", "gap_to_entropy")
 _TEXT_KEYS = ("method", "metric", "device")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def code_commit() -> str:
+    """``git rev-parse HEAD`` of the checkout whose ``catlib`` is imported, ``+dirty`` when tracked
+    files differ from it; ``"unknown"`` outside a git checkout. Results and benchmarks record it,
+    so a committed number names the code that produced it."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def _check_name(what: str, value: Any) -> str:
@@ -74,6 +108,8 @@ def _check_row(row: Any, index: int, profile: str) -> dict[str, Any]:
                 f"{where} is missing the key {key!r}; every row needs {', '.join(COLUMNS)}"
             )
     clean = dict(row)
+    if row["status"] not in STATUSES:
+        raise ValueError(f"{where}: 'status' must be one of {list(STATUSES)}, got {row['status']!r}")
     for key in _TEXT_KEYS:
         if not isinstance(row[key], str) or not row[key]:
             raise ValueError(f"{where}: {key!r} must be a non-empty string, got {row[key]!r}")
@@ -83,7 +119,8 @@ def _check_row(row: Any, index: int, profile: str) -> dict[str, Any]:
             f"for profile {profile!r}"
         )
     for key in _NUMBER_KEYS:
-        clean[key] = _check_number(where, key, row[key])
+        if key in row or key not in _OPTIONAL_KEYS:
+            clean[key] = _check_number(where, key, row[key])
     steps = row["steps"]
     if steps is not None and (
         isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0
@@ -98,14 +135,14 @@ def _check_row(row: Any, index: int, profile: str) -> dict[str, Any]:
 def results_path(chapter: str, profile: str, results_dir: str | Path = "results") -> Path:
     """Where the results of ``chapter`` at ``profile`` live.
 
-    >>> results_path("03_toy50_reproduction", "full", "results").as_posix()
+    >>> results_path("03_toy50_reproduction", "cpu", "results").as_posix()
     'results/03_toy50_reproduction.json'
     >>> results_path("03_toy50_reproduction", "smoke", "results").as_posix()
     'results/smoke/03_toy50_reproduction.json'
     """
     _check_name("chapter", chapter)
     _check_name("profile", profile)
-    folder = Path(results_dir) if profile == FULL else Path(results_dir) / profile
+    folder = Path(results_dir) if profile == COMMITTED else Path(results_dir) / profile
     return folder / f"{chapter}.json"
 
 
@@ -132,20 +169,22 @@ def write_results(
     results_dir: str | Path = "results",
 ) -> Path:
     """Validate ``rows`` and write them to :func:`results_path` (``<results_dir>/<chapter>.json``
-    at the ``full`` profile, ``<results_dir>/<profile>/<chapter>.json`` otherwise).
+    at the ``cpu`` profile, ``<results_dir>/<profile>/<chapter>.json`` otherwise).
 
     Args:
         chapter: the chapter's notebook name without ``.ipynb``, e.g. ``"03_toy50_reproduction"``.
         rows: one dict per reported number with at least the keys of :data:`COLUMNS`:
-            ``method``, ``metric`` and ``device`` are strings; ``ours``, ``paper`` and
-            ``seconds`` are finite numbers or ``None``; ``steps`` is an integer or ``None``;
-            ``profile`` equals ``profile``.
-        profile: the run's profile, ``"smoke"`` or ``"full"``.
+            ``method``, ``metric`` and ``device`` are strings; ``ours``, ``paper``,
+            ``budget_ratio`` and ``seconds`` are finite numbers or ``None`` (so are the optional
+            ``entropy`` and ``gap_to_entropy``); ``steps`` is an integer or ``None``; ``status``
+            is a key of :data:`STATUSES`; ``profile`` equals ``profile``.
+        profile: the run's profile, ``"smoke"``, ``"cpu"`` or ``"paper"``.
         results_dir: the results folder. Chapters run with ``notebooks/`` as their working
             directory, so they pass ``"../results"``.
 
     Returns:
-        The path of the file written (an existing file is replaced).
+        The path of the file written (an existing file is replaced). The file also records the
+        ``commit`` of the code that wrote it (:func:`code_commit`).
 
     Raises:
         ValueError: a row lacks a key (the message names it), holds a NaN, an infinity or a
@@ -155,8 +194,8 @@ def write_results(
     Example:
         >>> import tempfile
         >>> row = {"method": "argmax / thresholding", "metric": "IWBO (bits)", "ours": 4.83,
-        ...        "paper": 4.82, "profile": "smoke", "steps": 100, "device": "cpu",
-        ...        "seconds": 12.5}
+        ...        "paper": 4.82, "status": "smoke", "budget_ratio": None, "profile": "smoke",
+        ...        "steps": 100, "device": "cpu", "seconds": 12.5}
         >>> folder = tempfile.mkdtemp()
         >>> write_results("03_toy50_reproduction", [row], "smoke", folder).name
         '03_toy50_reproduction.json'
@@ -165,14 +204,14 @@ def write_results(
         >>> write_results("03_toy50_reproduction", [{"method": "x"}], "smoke", folder)
         Traceback (most recent call last):
         ...
-        ValueError: row 0 is missing the key 'metric'; every row needs method, metric, ours, paper, profile, steps, device, seconds
+        ValueError: row 0 is missing the key 'metric'; every row needs method, metric, ours, paper, status, budget_ratio, profile, steps, device, seconds
     """
     path = results_path(chapter, profile, results_dir)
     if not isinstance(rows, (list, tuple)):
         raise ValueError(f"rows must be a list of dicts, got {type(rows).__name__}")
     clean = [_check_row(row, i, profile) for i, row in enumerate(rows)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"chapter": chapter, "profile": profile, "rows": clean}
+    payload = {"chapter": chapter, "profile": profile, "commit": code_commit(), "rows": clean}
     text = json.dumps(payload, indent=2, allow_nan=False) + "\n"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -197,7 +236,7 @@ def read_results(results_dir: str | Path = "results") -> dict[str, list[dict[str
     """Read every results file under ``results_dir`` (see :func:`results_path`), one run per chapter.
 
     For each chapter the run of the first profile in :data:`PROFILE_PREFERENCE` that has one
-    is used (``full`` before ``smoke``), then other profile folders alphabetically. Every row
+    is used (``paper``, then ``cpu``, then ``smoke``), then other profile folders alphabetically. Every row
     carries its ``profile``, so a table can say which run a number comes from.
 
     Args:
@@ -216,20 +255,20 @@ def read_results(results_dir: str | Path = "results") -> dict[str, list[dict[str
         >>> read_results(folder)
         {}
         >>> def row(profile, ours):
-        ...     return {"method": "m", "metric": "bits", "ours": ours, "paper": None,
-        ...             "profile": profile, "steps": 1, "device": "cpu", "seconds": 1.0}
+        ...     return {"method": "m", "metric": "bits", "ours": ours, "paper": None, "status": "ours only",
+        ...             "budget_ratio": None, "profile": profile, "steps": 1, "device": "cpu", "seconds": 1.0}
         >>> _ = write_results("01_a", [row("smoke", 9.0)], "smoke", folder)
-        >>> _ = write_results("01_a", [row("full", 5.0)], "full", folder)
+        >>> _ = write_results("01_a", [row("cpu", 5.0)], "cpu", folder)
         >>> _ = write_results("02_b", [row("smoke", 7.0)], "smoke", folder)
         >>> {name: [(r["profile"], r["ours"]) for r in rows]
         ...  for name, rows in read_results(folder).items()}
-        {'01_a': [('full', 5.0)], '02_b': [('smoke', 7.0)]}
+        {'01_a': [('cpu', 5.0)], '02_b': [('smoke', 7.0)]}
     """
     root = Path(results_dir)
     if not root.is_dir():
         return {}
-    runs = {FULL: root}  # profile -> folder
-    runs.update({p.name: p for p in root.iterdir() if p.is_dir() and _NAME.match(p.name) and p.name != FULL})
+    runs = {COMMITTED: root}  # profile -> folder
+    runs.update({p.name: p for p in root.iterdir() if p.is_dir() and _NAME.match(p.name) and p.name != COMMITTED})
     rank = {name: i for i, name in enumerate(PROFILE_PREFERENCE)}
     found: dict[str, list[dict[str, Any]]] = {}
     for profile in sorted(runs, key=lambda name: (rank.get(name, len(rank)), name)):
@@ -250,10 +289,10 @@ def results_table(rows: list[dict[str, Any]]) -> "pandas.DataFrame":  # noqa: F8
 
     Example:
         >>> table = results_table([{"method": "argmax / Gumbel", "metric": "ELBO (bits)",
-        ...     "ours": 4.9, "paper": 4.86, "profile": "smoke", "steps": 100,
-        ...     "device": "cpu", "seconds": 3.0}])
+        ...     "ours": 4.9, "paper": 4.86, "status": "smoke", "budget_ratio": None, "profile": "smoke",
+        ...     "steps": 100, "device": "cpu", "seconds": 3.0}])
         >>> list(table.columns)
-        ['method', 'metric', 'ours', 'paper', 'profile', 'steps', 'device', 'seconds']
+        ['method', 'metric', 'ours', 'paper', 'status', 'budget_ratio', 'profile', 'steps', 'device', 'seconds']
         >>> float(table.loc[0, "paper"])
         4.86
         >>> len(results_table([]))
@@ -265,3 +304,38 @@ def results_table(rows: list[dict[str, Any]]) -> "pandas.DataFrame":  # noqa: F8
     for row in rows:
         extra += [key for key in row if key not in COLUMNS and key not in extra]
     return pd.DataFrame(list(rows), columns=list(COLUMNS) + extra)
+
+
+def row_status(ours: float | None, paper: float | None, tolerance: float, *, profile: str = "cpu",
+               budget_ratio: float | None = None, still_improving: bool = False, same_data: bool = True) -> str:
+    """The ``status`` of a results row (see :data:`STATUSES`), from the numbers and what was measured.
+
+    In order: a ``smoke`` profile is ``"smoke"``; no number of ours is ``"not run"``; data other
+    than the paper's is ``"different data"``; no paper number is ``"ours only"``; then
+    ``|ours - paper| <= tolerance`` is ``"reproduced"``, ``<= 3 * tolerance`` ``"close"``, and
+    further off ``"undertrained"`` if ``budget_ratio < 1`` or ``still_improving`` (a learning
+    curve measured to be still falling), else ``"differs"``.
+
+    >>> row_status(4.94, 5.00, 0.15), row_status(5.25, 5.00, 0.15), row_status(6.3, 5.32, 0.15)
+    ('reproduced', 'close', 'differs')
+    >>> row_status(6.3, 5.32, 0.15, still_improving=True), row_status(None, 1.0, 0.1)
+    ('undertrained', 'not run')
+    """
+    if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
+        raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}")
+    if profile == "smoke":
+        return "smoke"
+    if ours is None:
+        return "not run"
+    if not same_data:
+        return "different data"
+    if paper is None:
+        return "ours only"
+    gap = abs(float(ours) - float(paper))
+    if gap <= tolerance:
+        return "reproduced"
+    if gap <= 3 * tolerance:
+        return "close"
+    if still_improving or (budget_ratio is not None and budget_ratio < 1):
+        return "undertrained"
+    return "differs"

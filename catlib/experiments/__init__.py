@@ -1,4 +1,7 @@
-"""Experiments runnable from the shell: ``python -m catlib.experiments <name> --profile full``.
+"""Experiments runnable from the shell: ``python -m catlib.experiments <name> --profile cpu``.
+
+Every experiment has the profiles ``smoke``, ``cpu`` and ``paper`` (``full`` is an alias of
+``paper``; see :mod:`catlib.experiments._profiles`).
 
 ``python -m catlib.experiments --list`` names them; options before the name (``--precision``,
 ``--checkpoint-minutes``, ``--no-estimate``) reach every training run of the experiment, and
@@ -10,13 +13,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Iterable, TypeVar
+from typing import Callable, Iterable, TypeVar
 
+from catlib.experiments._profiles import (ALIASES, NOT_GIVEN, PROFILE_NAMES, NotYet, ProfileNotReady, Setting,
+                                         budget_ratio, canonical_profile, paper_mismatches, settings_table)
 from catlib.experiments._cli import (MAX_SEED, device_type, missing_data_error, positive_minutes, seed_type,
                                     writable_dir_or_error)
 
 __all__ = ["experiment_parser", "check_profile", "checkpoint_folder", "seed_type", "positive_minutes", "device_type",
-           "writable_dir_or_error", "missing_data_error"]
+           "writable_dir_or_error", "missing_data_error", "PROFILE_NAMES", "ALIASES", "NOT_GIVEN", "NotYet",
+           "ProfileNotReady", "Setting", "canonical_profile", "settings_table", "paper_mismatches", "budget_ratio",
+           "profile_type"]
 
 T = TypeVar("T")
 
@@ -35,7 +42,10 @@ def experiment_parser(description: str, profiles, checkpoint_dir: str,
     ['b']
     """
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--profile", default="full", choices=sorted(profiles))
+    aliases = [f"{old}: an alias of {new}" for old, new in ALIASES.items() if new in profiles]
+    parser.add_argument("--profile", default="cpu", type=profile_type(profiles), metavar="PROFILE",
+                        help=f"one of {', '.join(profiles)}" + (f" ({'; '.join(aliases)})" if aliases else "")
+                             + " (default: cpu)")
     parser.add_argument("--checkpoint-dir", default=checkpoint_dir,
                         help=f"checkpoints go to <dir>/<profile>; created and test-written before training "
                              f"(default: {checkpoint_dir})")
@@ -61,14 +71,39 @@ def checkpoint_folder(parser: argparse.ArgumentParser, args: argparse.Namespace)
 
 
 def check_profile(profile: str, profiles: dict[str, T]) -> T:
-    """``profiles[profile]``, or ``ValueError`` naming the valid profiles when there is no such profile.
+    """``profiles[profile]`` (an alias such as ``full`` resolved first), or ``ValueError`` naming
+    the valid profiles when there is no such profile; :class:`ProfileNotReady` (a
+    ``NotImplementedError``) for a profile that is named but not built yet (a :class:`NotYet`).
 
-    >>> check_profile("smoke", {"smoke": 1, "full": 2})
-    1
-    >>> check_profile("huge", {"smoke": 1, "full": 2})
+    >>> check_profile("full", {"smoke": 1, "paper": 2})
+    2
+    >>> check_profile("huge", {"smoke": 1, "paper": 2})
     Traceback (most recent call last):
-    ValueError: profile must be one of ['full', 'smoke'], got 'huge'
+    ValueError: profile must be one of ['paper', 'smoke'] (or 'full' for 'paper'), got 'huge'
     """
-    if profile not in profiles:
-        raise ValueError(f"profile must be one of {sorted(profiles)}, got {profile!r}")
-    return profiles[profile]
+    name = canonical_profile(profile)
+    if name not in profiles:
+        aliases = [f"{old!r} for {new!r}" for old, new in ALIASES.items() if new in profiles]
+        raise ValueError(f"profile must be one of {sorted(profiles)}"
+                         + (f" (or {', '.join(aliases)})" if aliases else "") + f", got {profile!r}")
+    config = profiles[name]
+    if isinstance(config, NotYet):
+        raise ProfileNotReady(f"the {name!r} profile is not built yet: {config.reason}")
+    return config
+
+
+def profile_type(profiles: dict) -> Callable[[str], str]:
+    """``--profile``: a profile of ``profiles`` or an alias of one, returned under its own name;
+    a profile that is not built yet (:class:`NotYet`) is refused with its reason.
+
+    >>> profile_type({"smoke": 1, "paper": 2})("full")
+    'paper'
+    """
+    def parse(text: str) -> str:
+        try:
+            check_profile(text, profiles)
+        except (ValueError, ProfileNotReady) as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return canonical_profile(text)
+
+    return parse
