@@ -140,3 +140,23 @@ def test_tiny_run_writes_metrics_and_reuses_them(tmp_path, monkeypatch):
     model = exp.load_model("trufl", "tiny", tmp_path)
     c, a, m = GraphColouring(2, seed=9).batch([0, 1])
     assert torch.isfinite(model.log_prob(c, a, m)).all()
+
+
+def test_budget_ratio_is_graphs_seen_over_the_papers_and_sets_the_status():
+    cpu = exp.PROFILES["cpu"]
+    assert exp.run_budget_ratio(cpu) == pytest.approx(6000 * 64 / (200_000 * 384))
+    assert exp.run_budget_ratio(dataclasses.replace(cpu, size="large")) == pytest.approx(6000 * 64 / (200_000 * 128))
+    assert exp.result_fields("validity", 0.95, 0.9456, "cpu", cpu)["status"] == "reproduced"
+    assert exp.result_fields("validity", 0.366, 0.9456, "cpu", cpu)["status"] == "undertrained"
+    assert exp.result_fields("bits", 0.69, 0.67, "cpu", cpu)["status"] == "reproduced"
+    assert exp.result_fields("bits", 0.927, 0.67, "cpu", cpu) == {"status": "undertrained",
+                                                                  "budget_ratio": exp.run_budget_ratio(cpu)}
+    assert exp.result_fields("bits", 0.84, None, "cpu", cpu)["status"] == "ours only"
+
+
+def test_the_paper_profile_is_not_built_yet(tmp_path):
+    from catlib.experiments import ProfileNotReady
+
+    with pytest.raises(ProfileNotReady, match="issue 15"):
+        exp.run_graphs("full", tmp_path)
+    assert {s.key for s in exp.PAPER_SETTINGS} >= {"steps", "batch_size", "train_size"}

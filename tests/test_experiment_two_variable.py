@@ -27,3 +27,25 @@ def test_tiny_run_stores_and_reuses_metrics(tmp_path, monkeypatch):
 def test_unknown_profile():
     with pytest.raises(ValueError, match="profile"):
         run_two_variable("huge", None)
+
+
+def test_results_fields_status_entropy_and_budget():
+    from catlib.experiments.two_variable import TOLERANCE, result_fields, run_budget_ratio
+
+    cpu = PROFILES["cpu"]
+    assert run_budget_ratio(cpu) is None and run_budget_ratio(PROFILES["paper"]) is None  # the paper gives no length
+    row = result_fields(-1.92, -2.0, "cpu", cpu, log_px=True)  # 0.08 nats off, more than 3 tolerances
+    assert row["status"] == "differs" and row["budget_ratio"] is None
+    assert row["entropy"] == pytest.approx(-1.906, abs=5e-4)
+    assert row["gap_to_entropy"] == pytest.approx(-1.92 - row["entropy"])
+    assert result_fields(-1.983 + TOLERANCE / 2, -1.983, "cpu", cpu)["status"] == "reproduced"
+    assert result_fields(-1.983 + 2 * TOLERANCE, -1.983, "cpu", cpu)["status"] == "close"
+    assert "entropy" not in result_fields(0.0, 0.0, "cpu", cpu)
+    assert result_fields(-1.91, None, "cpu", cpu)["status"] == "ours only"
+    assert result_fields(-1.91, -1.915, "smoke", PROFILES["smoke"])["status"] == "smoke"
+
+
+def test_full_is_the_paper_profile(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"paper[/\\]trufl\.pt"):  # the folder of the resolved profile
+        load_model("trufl", "full", tmp_path)
+    assert PROFILES["paper"].latent_dim == 2 and PROFILES["paper"].batch_size == 64

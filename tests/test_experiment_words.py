@@ -95,3 +95,21 @@ def test_bad_arguments_are_rejected():
         experiment.run_words("huge", checkpoint_dir=None)
     with pytest.raises(ValueError, match="unknown model"):
         experiment.run_words("smoke", checkpoint_dir=None, names=["catnf"])
+
+
+def test_paper_profile_gives_trufl_the_papers_twelve_numbers_per_word():
+    paper, cpu = experiment.PROFILES["paper"], experiment.PROFILES["cpu"]
+    assert paper.trufl_latent_dim == 12 and cpu.trufl_latent_dim == "ceil(log2 K)"
+    windows = torch.zeros(2, paper.window, dtype=torch.long)
+    z, _ = experiment.build("trufl", paper, 100).layer.sample_q(windows)
+    assert z.shape == (2, paper.window, 12)
+    z, _ = experiment.build("trufl", cpu, 100).layer.sample_q(windows)
+    assert z.shape[-1] == experiment.latent_dim_for(100) == 7
+
+
+def test_every_row_is_different_data_and_the_budget_is_not_known():
+    cpu = experiment.PROFILES["cpu"]
+    assert experiment.run_budget_ratio(cpu) is None
+    assert experiment.result_fields(0.66, 0.66, "cpu", cpu) == {"status": "different data", "budget_ratio": None}
+    assert experiment.result_fields(5.17, None, "paper", experiment.PROFILES["paper"])["status"] == "different data"
+    assert experiment.result_fields(5.17, None, "smoke", experiment.PROFILES["smoke"])["status"] == "smoke"
