@@ -25,7 +25,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -37,7 +37,7 @@ from catlib.distributed import (SINGLE, DistributedContext, all_gather_objects, 
                                 broadcast_flag, init_distributed, process_rank, rank_seed)
 from catlib.validation import check_positive_int, check_writable_dir
 
-__all__ = ["select_device", "seed_everything", "fit", "FitResult", "save_metrics", "load_checkpoint",
+__all__ = ["select_device", "seed_everything", "fit", "FitResult", "save_metrics", "load_checkpoint", "still_falling",
            "finished_run_metrics", "TrainingLoss", "estimate_run", "format_estimate", "fit_defaults", "PRECISIONS",
            "RESUME_MODES", "CheckpointError", "run_fingerprint", "data_description"]
 
@@ -86,6 +86,27 @@ class FitResult:
     resumed_from: int = 0
     metrics: dict | None = None
     estimate: dict | None = None
+
+
+def still_falling(losses: Sequence[float], min_drop: float = 0.01) -> bool:
+    r"""Was a training curve still falling when it stopped? The mean loss of its last quarter is
+    below that of the quarter before by more than ``min_drop`` (in the losses' units):
+
+    .. math:: \bar\ell_{[3S/4, S)} < \bar\ell_{[S/2, 3S/4)} - \delta.
+
+    With the cosine schedule of :func:`fit` the learning rate is small in the last quarter, so
+    a drop there is what the run learned, not noise it averaged away. Needs 8 losses or more.
+
+    >>> still_falling([5.0] * 60 + [4.0] * 40), still_falling([4.0] * 100)
+    (True, False)
+    """
+    losses = [float(v) for v in losses]
+    if len(losses) < 8:
+        raise ValueError(f"still_falling needs at least 8 losses, got {len(losses)}")
+    n = len(losses)
+    third = losses[n // 2:3 * n // 4]
+    last = losses[3 * n // 4:]
+    return sum(last) / len(last) < sum(third) / len(third) - min_drop
 
 
 def data_description(data: Tensor | Callable) -> dict:
