@@ -19,7 +19,7 @@ import catlib
 from catlib.data import Toy50
 from catlib.metrics import expected_bound_bits
 from catlib.experiments import NOT_GIVEN, Setting, canonical_profile, check_profile, checkpoint_folder, experiment_parser
-from catlib.results import row_status
+from catlib.results import code_commit, row_status
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device, still_falling
 
 __all__ = ["PROFILES", "PAPER_SETTINGS", "TABLE2", "TOLERANCES", "Toy50Config", "run_toy50", "run_one", "load_model",
@@ -121,7 +121,7 @@ def run_one(name: str, config: Toy50Config, toy: Toy50, checkpoint: Path | None,
     metrics = {"elbo_bits": elbo, "iwbo_bits": iwbo, "steps": result.steps, "train_seconds": result.seconds,
                "eval_seconds": time.perf_counter() - start, "device": str(device),
                "parameters": sum(p.numel() for p in model.parameters()), "losses": result.losses,
-               "run": wanted}
+               "run": wanted, "commit": code_commit()}
     if checkpoint is not None:
         save_metrics(checkpoint, metrics)
     return metrics
