@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 # Installed once per change of requirements.txt / pyproject.toml.
 STAMP := $(VENV)/.catbook-installed
 
-CATBOOK_PROFILE ?= full
+CATBOOK_PROFILE ?= cpu
 export CATBOOK_PROFILE
 # Kernels started for the chapters are this venv's Python (its ipykernel spec comes first).
 export JUPYTER_PATH := $(CURDIR)/$(VENV)/share/jupyter

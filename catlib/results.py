@@ -45,7 +45,7 @@ PROFILE_PREFERENCE = ("paper", "cpu", "smoke")
 #: What a row's ``status`` may say, with the one-line legend the scoreboard prints.
 STATUSES = {
     "reproduced": "within the tolerance the chapter states",
-    "close": "outside that tolerance, within three times it",
+    "close": "outside that tolerance, within twice it",
     "undertrained": "further off, and our run saw fewer examples than the paper's (budget ratio < 1) "
                     "or its bound was still falling when it stopped",
     "differs": "further off, and training longer did not explain it (the chapter says what we know)",
@@ -312,7 +312,7 @@ def row_status(ours: float | None, paper: float | None, tolerance: float, *, pro
 
     In order: a ``smoke`` profile is ``"smoke"``; no number of ours is ``"not run"``; data other
     than the paper's is ``"different data"``; no paper number is ``"ours only"``; then
-    ``|ours - paper| <= tolerance`` is ``"reproduced"``, ``<= 3 * tolerance`` ``"close"``, and
+    ``|ours - paper| <= tolerance`` is ``"reproduced"``, ``<= 2 * tolerance`` ``"close"``, and
     further off ``"undertrained"`` if ``budget_ratio < 1`` or ``still_improving`` (a learning
     curve measured to be still falling), else ``"differs"``.
 
@@ -334,7 +334,7 @@ def row_status(ours: float | None, paper: float | None, tolerance: float, *, pro
     gap = abs(float(ours) - float(paper))
     if gap <= tolerance:
         return "reproduced"
-    if gap <= 3 * tolerance:
+    if gap <= 2 * tolerance:
         return "close"
     if still_improving or (budget_ratio is not None and budget_ratio < 1):
         return "undertrained"

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from catlib.results import COLUMNS, prepare_results_dir, read_results, results_table, write_results
+from catlib.results import (COLUMNS, STATUSES, code_commit, prepare_results_dir, read_results, results_table,
+                            row_status, write_results)
 
 
 def make_row(profile: str = "smoke", **changes):
@@ -17,6 +18,8 @@ def make_row(profile: str = "smoke", **changes):
         "metric": "IWBO (bits)",
         "ours": 4.83,
         "paper": 4.82,
+        "status": "smoke" if profile == "smoke" else "reproduced",
+        "budget_ratio": None,
         "profile": profile,
         "steps": 100,
         "device": "cpu",
@@ -33,6 +36,7 @@ def test_write_then_read_round_trip(tmp_path):
     payload = json.loads(path.read_text())
     assert payload["chapter"] == "03_toy50_reproduction"
     assert payload["profile"] == "smoke"
+    assert payload["commit"] == code_commit() != ""
     assert read_results(tmp_path) == {"03_toy50_reproduction": rows}
 
 
@@ -106,8 +110,35 @@ def test_text_fields_must_be_non_empty_strings(tmp_path, key):
 
 
 def test_row_profile_must_match(tmp_path):
-    with pytest.raises(ValueError, match="'profile' is 'full' but .* profile 'smoke'"):
-        write_results("01_a", [make_row(profile="full")], "smoke", tmp_path)
+    with pytest.raises(ValueError, match="'profile' is 'cpu' but .* profile 'smoke'"):
+        write_results("01_a", [make_row(profile="cpu", status="smoke")], "smoke", tmp_path)
+
+
+def test_status_must_be_a_known_one(tmp_path):
+    with pytest.raises(ValueError, match="'status' must be one of .*'reproduced'.* got 'great'"):
+        write_results("01_a", [make_row(status="great")], "smoke", tmp_path)
+
+
+@pytest.mark.parametrize("key", ["budget_ratio", "entropy", "gap_to_entropy"])
+def test_new_number_fields_must_be_finite(tmp_path, key):
+    with pytest.raises(ValueError, match=f"'{key}' must be finite"):
+        write_results("01_a", [make_row(**{key: math.inf})], "smoke", tmp_path)
+
+
+def test_row_status_follows_the_numbers_and_the_evidence():
+    assert row_status(4.95, 5.0, 0.15) == "reproduced"
+    assert row_status(5.3, 5.0, 0.15) == "close"
+    assert row_status(6.0, 5.0, 0.15) == "differs"
+    assert row_status(6.0, 5.0, 0.15, budget_ratio=0.1) == "undertrained"
+    assert row_status(6.0, 5.0, 0.15, budget_ratio=2.0) == "differs"
+    assert row_status(6.0, 5.0, 0.15, still_improving=True) == "undertrained"
+    assert row_status(6.0, 5.0, 0.15, same_data=False) == "different data"
+    assert row_status(None, 5.0, 0.15) == "not run"
+    assert row_status(6.0, None, 0.15) == "ours only"
+    assert row_status(6.0, 5.0, 0.15, profile="smoke") == "smoke"
+    assert {row_status(*args) for args in [(1, 1, 0), (1, None, 0), (None, 1, 0)]} <= set(STATUSES)
+    with pytest.raises(ValueError, match="tolerance must be a number >= 0"):
+        row_status(1.0, 1.0, -1)
 
 
 @pytest.mark.parametrize("name", ["", "../escape", "a/b", ".hidden", None])
@@ -125,15 +156,18 @@ def test_rows_must_be_a_list_of_dicts(tmp_path):
         write_results("01_a", [make_row(), "x"], "smoke", tmp_path)
 
 
-def test_full_is_preferred_over_smoke_per_chapter(tmp_path):
+def test_paper_then_cpu_then_smoke_per_chapter(tmp_path):
     write_results("01_a", [make_row("smoke", ours=9.0)], "smoke", tmp_path)
-    write_results("01_a", [make_row("full", ours=5.0)], "full", tmp_path)
+    write_results("01_a", [make_row("cpu", ours=5.0)], "cpu", tmp_path)
+    write_results("04_d", [make_row("cpu", ours=5.0)], "cpu", tmp_path)
+    write_results("04_d", [make_row("paper", ours=4.0)], "paper", tmp_path)
     write_results("02_b", [make_row("smoke", ours=7.0)], "smoke", tmp_path)
     write_results("03_c", [make_row("gpu", ours=1.0)], "gpu", tmp_path)
     write_results("03_c", [make_row("smoke", ours=2.0)], "smoke", tmp_path)
     found = read_results(tmp_path)
-    assert list(found) == ["01_a", "02_b", "03_c"]
-    assert [(r["profile"], r["ours"]) for r in found["01_a"]] == [("full", 5.0)]
+    assert list(found) == ["01_a", "02_b", "03_c", "04_d"]
+    assert [(r["profile"], r["ours"]) for r in found["01_a"]] == [("cpu", 5.0)]
+    assert [(r["profile"], r["ours"]) for r in found["04_d"]] == [("paper", 4.0)]
     assert [(r["profile"], r["ours"]) for r in found["02_b"]] == [("smoke", 7.0)]
     # a profile outside the preference list comes after smoke
     assert [(r["profile"], r["ours"]) for r in found["03_c"]] == [("smoke", 2.0)]
@@ -164,17 +198,19 @@ def test_corrupt_file_is_named(tmp_path):
         read_results(tmp_path)
 
 
-def test_full_results_live_at_the_top_and_smoke_ones_below(tmp_path):
-    full = write_results("01_a", [make_row("full")], "full", tmp_path)
+def test_cpu_results_live_at_the_top_and_the_others_below(tmp_path):
+    cpu = write_results("01_a", [make_row("cpu")], "cpu", tmp_path)
     smoke = write_results("01_a", [make_row("smoke")], "smoke", tmp_path)
-    assert full == tmp_path / "01_a.json"
+    paper = write_results("01_a", [make_row("paper")], "paper", tmp_path)
+    assert cpu == tmp_path / "01_a.json"
     assert smoke == tmp_path / "smoke" / "01_a.json"
+    assert paper == tmp_path / "paper" / "01_a.json"
 
 
 def test_file_in_wrong_profile_folder_is_rejected(tmp_path):
     path = write_results("01_a", [make_row("smoke")], "smoke", tmp_path)
-    path.rename(tmp_path / "01_a.json")  # the place of a full run
-    with pytest.raises(ValueError, match="'profile' is 'smoke' but .* profile 'full'"):
+    path.rename(tmp_path / "01_a.json")  # the place of a cpu run
+    with pytest.raises(ValueError, match="'profile' is 'smoke' but .* profile 'cpu'"):
         read_results(tmp_path)
 
 
@@ -199,5 +235,5 @@ def test_prepare_results_dir_creates_the_folder_write_results_uses(tmp_path):
     assert list(folder.iterdir()) == [folder / "03_toy.json"]  # the probe file is gone
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    with pytest.raises(ValueError, match=f"results folder '{blocker}/full-run' cannot be created"):
-        prepare_results_dir(blocker / "full-run", "full")
+    with pytest.raises(ValueError, match=f"results folder '{blocker}/cpu-run' cannot be created"):
+        prepare_results_dir(blocker / "cpu-run", "cpu")
