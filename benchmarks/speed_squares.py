@@ -3,7 +3,7 @@
 Not a test: it measures and prints (and with ``--json`` writes) steps per second and samples
 per second on the CPU and, when there is one, on CUDA, with the run's environment. Usage::
 
-    python benchmarks/speed_squares.py                 # full-profile sizes, every device
+    python benchmarks/speed_squares.py                 # cpu-profile sizes, every device
     python benchmarks/speed_squares.py --profile smoke --repeats 3 --json out.json
 
 Each number is the median of ``--repeats`` timed blocks after a warm-up block.
@@ -68,7 +68,7 @@ def environment() -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", default="full", choices=sorted(PROFILES))
+    parser.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train-steps", type=int, default=20, help="training steps per timed block")
     parser.add_argument("--samples", type=int, default=16, help="samples per timed block")

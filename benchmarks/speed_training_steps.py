@@ -1,7 +1,7 @@
 """Training steps per second of :func:`catlib.train.fit` on the CPU, for every model of toy50, squares and graphs.
 
 Not a test: for each model of chapter toy50 (Table 2), squares (Table 3) and graph colouring
-(``GRAPH_MODELS``) at the ``"full"`` profile's model and batch sizes it runs :func:`fit` itself
+(``GRAPH_MODELS``) at the ``"cpu"`` profile's model and batch sizes it runs :func:`fit` itself
 (``progress=False``, no checkpoint) for ``--warmup`` untimed steps followed by ``--steps`` timed
 ones, with a fixed number of CPU threads, and prints steps/s and ms/step. Usage::
 
@@ -79,7 +79,7 @@ def cases(squares_train: int) -> list[tuple[str, callable]]:
     from catlib.experiments import graphs, squares, toy50
 
     out = []
-    toy_config = toy50.PROFILES["full"]
+    toy_config = toy50.PROFILES["cpu"]
     toy_data: dict = {}
 
     def toy_case(name: str):
@@ -95,7 +95,7 @@ def cases(squares_train: int) -> list[tuple[str, callable]]:
     for name, *_ in toy50.TABLE2:
         out.append((f"toy50/{name}", toy_case(name)))
 
-    sq_config = squares.PROFILES["full"]
+    sq_config = squares.PROFILES["cpu"]
     sq_data: dict = {}
 
     def squares_case(name: str):
@@ -112,7 +112,7 @@ def cases(squares_train: int) -> list[tuple[str, callable]]:
     for name in squares.NAMES:
         out.append((f"squares/{name}", squares_case(name)))
 
-    gr_config = graphs.PROFILES["full"]
+    gr_config = graphs.PROFILES["cpu"]
     gr_data: dict = {}
 
     def graph_case(name: str):
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     path = Path(args.json)
     out = json.loads(path.read_text()) if path.exists() else {}
-    out.setdefault("description", "catlib.train.fit steps per second on the CPU at the 'full' profiles' model and "
+    out.setdefault("description", "catlib.train.fit steps per second on the CPU at the 'cpu' profiles' model and "
                                   "batch sizes; see benchmarks/speed_training_steps.py")
     import catlib
 

@@ -1,7 +1,7 @@
 """How chapter 03's bounds move with the number of training steps: the toy50 table at several lengths.
 
 Not a test: it trains every model of the workshop paper's Table 2 (``catlib.experiments.toy50``)
-at the ``full`` profile's sizes, batch and learning rate for each of ``--steps`` (a cosine
+at a profile's sizes, batch and learning rate (``--profile``, default ``cpu``) for each of ``--steps`` (a cosine
 schedule over each length, as ``fit`` does) and records the ELBO and IWBO in bits and the mean
 training loss in each quarter of the run. A bound that still improves when the steps double is
 the measured cause of a gap to the paper (undertraining). Usage::
@@ -28,14 +28,14 @@ from catlib.experiments import toy50
 from machine import commit, cpu_name
 
 
-def measure(name: str, steps: int, seed: int = 0) -> dict:
-    """Train ``name`` for ``steps`` steps (no checkpoint) and evaluate it as chapter 03 does."""
-    config = dataclasses.replace(toy50.PROFILES["full"], steps=steps)
+def measure(name: str, steps: int, seed: int = 0, profile: str = "cpu") -> dict:
+    """Train ``name`` for ``steps`` steps (no checkpoint) at ``profile``'s other settings and evaluate it as chapter 03 does."""
+    config = dataclasses.replace(toy50.PROFILES[profile], steps=steps)
     start = time.perf_counter()
     m = toy50.run_one(name, config, Toy50(), None, seed=seed, device=torch.device("cpu"), progress=False)
     losses = m["losses"]
     quarters = [sum(losses[i * steps // 4:(i + 1) * steps // 4]) / (steps // 4) for i in range(4)]
-    return {"model": name, "steps": steps, "batch_size": config.batch_size, "lr": config.lr,
+    return {"model": name, "steps": steps, "batch_size": config.batch_size, "lr": config.model_lr.get(name, config.lr),
             "elbo_bits": m["elbo_bits"], "iwbo_bits": m["iwbo_bits"], "loss_quarters_nats": quarters,
             "seconds": time.perf_counter() - start}
 
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[5000, 10000, 20000, 40000])
     parser.add_argument("--only", nargs="+", choices=names, default=names)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--profile", choices=["cpu", "paper"], default="cpu", help="the sizes, batch and learning rate")
     parser.add_argument("--merge", type=Path, nargs="+", default=None, help="merge these files' rows instead")
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -58,11 +59,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     torch.set_num_threads(args.threads)
     out = {"cpu": cpu_name(), "threads": args.threads, "torch": torch.__version__, "python": platform.python_version(),
-           "commit": commit(), "profile": "full", "command": "python benchmarks/toy50_steps.py " + " ".join(argv or []),
+           "commit": commit(), "profile": args.profile, "command": "python benchmarks/toy50_steps.py " + " ".join(argv or []),
            "rows": []}
     for name in args.only:
         for steps in args.steps:
-            row = measure(name, steps)
+            row = measure(name, steps, profile=args.profile)
             out["rows"].append(row)
             print(f"{name:27s} {steps:6d} steps: ELBO {row['elbo_bits']:.3f} IWBO {row['iwbo_bits']:.3f} bits, "
                   f"{row['seconds']:.0f} s", flush=True)

@@ -6,8 +6,8 @@ Options before the name apply to every :func:`~catlib.train.fit` call of the exp
 
     python -m catlib.experiments --list
     python -m catlib.experiments toy50 --help
-    python -m catlib.experiments --precision bf16 --checkpoint-minutes 5 toy50 --profile full
-    torchrun --nproc_per_node 4 -m catlib.experiments squares --profile full
+    python -m catlib.experiments --precision bf16 --checkpoint-minutes 5 toy50 --profile cpu
+    torchrun --nproc_per_node 4 -m catlib.experiments squares --profile paper
 
 Under ``torchrun`` the process group is started before the experiment (so its checkpoint
 bookkeeping is shared) and only rank 0 prints to standard output.
