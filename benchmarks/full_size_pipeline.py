@@ -2,8 +2,8 @@
 
 Not a test and not a result: it runs each experiment's own ``run_one`` (training with
 :func:`catlib.train.fit`, evaluation, sampling, and for text diffusion the spell checker) with
-the full profile's models and batches but a few hundred steps, small evaluation sets and the
-generated stand-in data, so the code path of a full run is exercised where no real data can be
+the paper profile's models and batches but a few hundred steps, small evaluation sets and the
+generated stand-in data, so the code path of a paper run is exercised where no real data can be
 downloaded. Run it on a GPU before a multi-day run::
 
     python benchmarks/full_size_pipeline.py --steps 200 --precision bf16
@@ -24,7 +24,7 @@ from catlib.train import PRECISIONS, fit_defaults, select_device
 
 
 def text8_config(steps: int) -> text8.TextConfig:
-    full = text8.PROFILES["full"]
+    full = text8.PROFILES["paper"]
     return dataclasses.replace(
         full, corpus="stand-in", stand_in_sizes=(1_000_000, 50_000, 50_000), datasets=("text8",),
         training={k: {**v, "steps": steps, "warmup": min(v["warmup"], steps // 10)} for k, v in full.training.items()},
@@ -33,12 +33,12 @@ def text8_config(steps: int) -> text8.TextConfig:
 
 def diffusion_config(steps: int) -> text_diffusion.TextDiffusionConfig:
     return dataclasses.replace(
-        text_diffusion.PROFILES["full"], corpus=text_diffusion.STAND_IN, split_sizes=(1_000_000, 50_000, 50_000),
+        text_diffusion.PROFILES["paper"], corpus=text_diffusion.STAND_IN, split_sizes=(1_000_000, 50_000, 50_000),
         steps=steps, test_chunks=32, skip_bound_chunks=16, num_samples=4, spell_chunks=16)
 
 
 def cityscapes_config(steps: int) -> cityscapes.CityscapesConfig:
-    full = cityscapes.PROFILES["full"]
+    full = cityscapes.PROFILES["paper"]
     return dataclasses.replace(
         full, data="stand-in", stand_in_sizes=(512, 32, 32),
         training={**full.training, "steps": steps, "warmup": steps // 10},

@@ -63,7 +63,7 @@ def full_models() -> list[FullModel]:
     from catlib.experiments import cityscapes, text8, text_diffusion
 
     out = []
-    flows = text8.PROFILES["full"]
+    flows = text8.PROFILES["paper"]
     for dataset, name, label, _ in text8.TABLE2:
         kind = name.split("-")[0]
         opts = flows.training[f"{dataset}-{kind}"]
@@ -72,8 +72,8 @@ def full_models() -> list[FullModel]:
             key=f"{dataset}/{name}", chapter="10", label=f"{dataset}: {label}",
             build=lambda n=name, d=dataset: text8.build(n, flows, d), shape=(spec.chunk_len,),
             num_classes=spec.num_classes, batch_size=opts["batch_size"], steps=opts["steps"],
-            command=f"python -m catlib.experiments text8 --profile full --dataset {dataset} --only {name}"))
-    for profile in ("full", "full-enwik8"):
+            command=f"python -m catlib.experiments text8 --profile paper --dataset {dataset} --only {name}"))
+    for profile in ("paper", "paper-enwik8"):
         config = text_diffusion.PROFILES[profile]
         out.append(FullModel(
             key=f"{config.corpus}/diffusion", chapter="11",
@@ -81,14 +81,14 @@ def full_models() -> list[FullModel]:
             build=lambda c=config: text_diffusion.build(c), shape=(config.seq_len,),
             num_classes=int(config.diffusion["num_classes"]), batch_size=config.batch_size, steps=config.steps,
             command=f"python -m catlib.experiments text_diffusion --profile {profile}"))
-    city = cityscapes.PROFILES["full"]
+    city = cityscapes.PROFILES["paper"]
     for name, label, _, _ in cityscapes.TABLE4:
         opts = city.train_options(name)
         out.append(FullModel(
             key=f"cityscapes/{name}", chapter="12", label=f"Cityscapes: {label}",
             build=lambda n=name: cityscapes.build(n, city), shape=tuple(city.size), num_classes=8,
             batch_size=opts["batch_size"], steps=opts["steps"],
-            command=f"python -m catlib.experiments cityscapes --profile full --only {name}"))
+            command=f"python -m catlib.experiments cityscapes --profile paper --only {name}"))
     return out
 
 

@@ -32,17 +32,23 @@ def test_tiny_run_gives_every_row_and_reuses_checkpoints(tmp_path, monkeypatch):
     out = experiment.results_rows(rows, "smoke")
     assert all(r["paper"] is None and "stand-in, not Cityscapes" in r["metric"] for r in out if r["ours"] is not None)
     assert {r["paper"] for r in out if r["ours"] is None} >= {1.010, 0.930, 0.303, 0.287, 0.305}
+    assert all(r["status"] == "smoke" for r in out)
+    cpu = experiment.results_rows(rows, "cpu")
+    assert {r["status"] for r in cpu if r["ours"] is None} == {"not run"}
+    assert {r["status"] for r in cpu if r["ours"] is not None} == {"different data"}
+    assert [r["budget_ratio"] for r in cpu if r["ours"] is not None and "diffusion" in r["method"]] == [
+        experiment.run_budget_ratio(TINY, "multinomial-diffusion")]
     model = experiment.load_model("argmax-threshold", "smoke", tmp_path)
     assert model.sample(1).shape == (1, 16, 32)
 
 
-def test_full_profile_matches_the_paper():
+def test_paper_profile_matches_the_paper():
     assert [(n, e, i) for n, _, e, i in experiment.TABLE4] == [
         ("uniform-dequantization", 1.010, 0.930), ("variational-dequantization", 0.334, 0.315),
         ("argmax-threshold", 0.303, 0.290), ("argmax-gumbel", 0.365, 0.341),
         ("argmax-gumbel-threshold", 0.307, 0.287), ("multinomial-diffusion", 0.305, None)]
     assert experiment.PAPER_DIFFUSION_FIXED == 0.304
-    full = experiment.PROFILES["full"]
+    full = experiment.PROFILES["paper"]
     assert full.data == "real" and full.size == (32, 64) and full.iwbo_k == 1000
     assert full.test_size is None and full.iwbo_size is None and full.diffusion_test_size is None
     diffusion = full.options("multinomial-diffusion")
@@ -57,7 +63,7 @@ def test_full_profile_matches_the_paper():
 
 def test_missing_data_gives_the_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match="gtFine_trainvaltest.zip"):
-        experiment.run_cityscapes("full", tmp_path / "ck", data_dir=tmp_path, names=["argmax-gumbel"], progress=False)
+        experiment.run_cityscapes("paper", tmp_path / "ck", data_dir=tmp_path, names=["argmax-gumbel"], progress=False)
     # nothing finished, nothing trained: an empty table, no error
     assert experiment.run_cityscapes("full", tmp_path / "ck", data_dir=tmp_path, train=False) == []
 
@@ -74,3 +80,12 @@ def test_command_line_runs_the_smoke_profile(tmp_path, monkeypatch, capsys):
     experiment.main(["--profile", "smoke", "--checkpoint-dir", str(tmp_path), "--only", "argmax-gumbel"])
     out = capsys.readouterr().out
     assert "STAND-IN DATA, NOT CITYSCAPES" in out and "Argmax / Gumbel distribution" in out
+
+
+def test_cpu_profile_is_the_stand_in_at_the_papers_size_and_says_its_budget():
+    cpu, paper = experiment.PROFILES["cpu"], experiment.PROFILES["paper"]
+    assert cpu.data == "stand-in" and cpu.size == paper.size and cpu.split_sizes == paper.split_sizes
+    assert cpu.options("multinomial-diffusion")["timesteps"] == 4000
+    assert experiment.run_budget_ratio(cpu, "multinomial-diffusion") == pytest.approx(8000 * 32 / (20_000 * 64))
+    assert experiment.run_budget_ratio(cpu) is None   # the paper gives no schedule for the flows
+    assert experiment.run_budget_ratio(paper, "argmax-threshold") == 1.0

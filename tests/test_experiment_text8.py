@@ -1,4 +1,4 @@
-"""The text8 runner (Argmax Flows Table 2): stand-in runs store and reuse metrics, the full profile is the paper's."""
+"""The text8 runner (Argmax Flows Table 2): stand-in runs store and reuse metrics, the paper profile is the paper's."""
 import math
 
 import pytest
@@ -74,8 +74,8 @@ def test_changed_settings_retrain(tiny, tmp_path):
     assert other[0]["elbo_bits"] != first[0]["elbo_bits"]
 
 
-def test_full_profile_is_the_papers_configuration():
-    full = experiment.PROFILES["full"]
+def test_paper_profile_is_the_papers_configuration():
+    full = experiment.PROFILES["paper"]
     assert full.corpus == "real" and full.chunk_len is None and set(full.datasets) == {"text8", "enwik8"}
     for key, paper in {"text8-ar": TEXT8_AR_CONFIG, "text8-coupling": TEXT8_COUPLING_CONFIG,
                        "enwik8-ar": ENWIK8_AR_CONFIG, "enwik8-coupling": ENWIK8_COUPLING_CONFIG}.items():
@@ -105,9 +105,9 @@ def test_full_profile_is_the_papers_configuration():
 
 
 @pytest.mark.parametrize("dataset", ["text8", "enwik8"])
-def test_full_profile_without_data_raises_the_clear_error(tmp_path, dataset):
+def test_paper_profile_without_data_raises_the_clear_error(tmp_path, dataset):
     with pytest.raises(FileNotFoundError, match=rf"{dataset} not found at .*download_text_corpus\('{dataset}'"):
-        experiment.run_text8("full", checkpoint_dir=tmp_path, data_dir=tmp_path / "no-data", dataset=dataset,
+        experiment.run_text8("paper", checkpoint_dir=tmp_path, data_dir=tmp_path / "no-data", dataset=dataset,
                              names=["ar-argmax"], progress=False)
 
 
@@ -119,7 +119,7 @@ def test_bad_arguments_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown model name"):
         experiment.run_text8("smoke", checkpoint_dir=None, names=["ar-gumbel"])
     with pytest.raises(ValueError, match="unknown model name"):
-        experiment.run_text8("full", checkpoint_dir=None, dataset="enwik8", names=["ar-uniform"])
+        experiment.run_text8("paper", checkpoint_dir=None, dataset="enwik8", names=["ar-uniform"])
 
 
 def test_ar_terms_of_earlier_positions_ignore_later_characters():
@@ -143,3 +143,28 @@ def test_main_labels_the_stand_in(tiny, tmp_path, capsys):
     experiment.main(["--profile", "tiny", "--checkpoint-dir", str(tmp_path), "--only", "ar-argmax"])
     out = capsys.readouterr().out
     assert "STAND-IN DATA, NOT TEXT8" in out and "AR flow / argmax" in out and "on stand-in" in out
+
+
+def test_cpu_profile_is_the_stand_in_at_texts_length_and_says_its_budget():
+    cpu, paper = experiment.PROFILES["cpu"], experiment.PROFILES["paper"]
+    assert cpu.corpus == "stand-in" and cpu.seq_lens["text8"] == paper.seq_lens["text8"] == 256
+    assert experiment.run_budget_ratio(cpu) == pytest.approx(6000 * 32 / (231_960 * 64))
+    assert experiment.run_budget_ratio(cpu, "coupling-argmax") == pytest.approx(10_000 * 16 / (927_760 * 16))
+    assert experiment.run_budget_ratio(paper, "ar-argmax", "enwik8") == 1.0
+    assert experiment.run_budget_ratio(cpu, "ar-argmax", "enwik8") is None   # no enwik8 run at cpu
+    with torch.device("meta"):
+        assert experiment.count_parameters("ar-argmax", cpu) < 2_000_000
+
+
+def test_results_rows_say_status_budget_and_gap(tiny, tmp_path):
+    rows = experiment.run_text8("tiny", checkpoint_dir=tmp_path, names=["ar-argmax"], progress=False)
+    for profile, status in (("smoke", "smoke"), ("cpu", "different data")):
+        out = experiment.results_rows(rows, profile)
+        ours = [x for x in out if x["ours"] is not None and x["device"] != "exact"]
+        assert ours and all(x["status"] == status and x["gap_to_entropy"] == pytest.approx(x["ours"] - x["entropy"])
+                            for x in ours)
+        assert all(x["budget_ratio"] == rows[0]["budget_ratio"] for x in ours)
+        paper_only = [x for x in out if x["ours"] is None]
+        assert paper_only and all(x["status"] == ("smoke" if profile == "smoke" else "not run")
+                                  and x["budget_ratio"] is None for x in paper_only)
+        write_results("10_text8", out, profile, tmp_path / "results")

@@ -63,19 +63,26 @@ def test_tiny_run_stores_metrics_and_reuses_them(tmp_path, monkeypatch):
 
     path = write_results("11_text_diffusion", td.scoreboard_rows(rows, "smoke"), "smoke", tmp_path / "results")
     written = json.loads(path.read_text())["rows"]
-    assert all("not text8" in row["method"] for row in written) and all(row["paper"] is None for row in written)
-    assert written[1]["ours"] == pytest.approx(r["entropy_bits"])
+    paper_only, ours = written[0], written[1:]
+    assert paper_only["ours"] is None and paper_only["paper"] == 1.72 and "no run of ours" in paper_only["metric"]
+    assert all("not text8" in row["method"] for row in ours) and all(row["paper"] is None for row in ours)
+    assert ours[1]["ours"] == pytest.approx(r["entropy_bits"])
+    assert all(row["status"] == "smoke" for row in written)
+    assert ours[0]["gap_to_entropy"] == pytest.approx(r["ours"] - r["entropy_bits"])
+    assert ours[0]["budget_ratio"] == pytest.approx(td.run_budget_ratio(td.PROFILES["smoke"]))
+    cpu = td.scoreboard_rows(rows, "cpu")
+    assert [row["status"] for row in cpu] == ["not run", "different data", "different data"]
 
 
-def test_full_profiles_are_the_official_settings():
-    full = td.PROFILES["full"]
+def test_paper_profiles_are_the_official_settings():
+    full = td.PROFILES["paper"]
     assert full.corpus == "text8" and full.diffusion == TEXT8_DIFFUSION
     assert (full.seq_len, full.timesteps, full.diffusion["num_classes"]) == (256, 1000, 27)
     # README: --batch_size 32 --lr 0.0001 --epochs 1000, Adam without warm-up or clipping, on the train split
     assert (full.batch_size, full.lr, full.epochs, full.warmup, full.grad_clip) == (32, 1e-4, 1000, 0, None)
     assert full.steps == 1000 * math.ceil(351_562 / 32) and full.split_sizes is None and full.test_chunks is None
     assert full.print_estimate and round(full.spell_fraction * 256) == 12   # figure 5 changes 12 characters
-    enwik8 = td.PROFILES["full-enwik8"]
+    enwik8 = td.PROFILES["paper-enwik8"]
     assert enwik8.corpus == "enwik8" and enwik8.diffusion == ENWIK8_DIFFUSION and enwik8.unit == "bpb"
     assert (enwik8.seq_len, enwik8.timesteps, enwik8.diffusion["num_classes"]) == (320, 4000, 256)
     assert enwik8.steps == 1000 * math.ceil(281_250 / 32) and enwik8.batch_size == 32 and enwik8.lr == 1e-4
@@ -83,11 +90,12 @@ def test_full_profiles_are_the_official_settings():
     assert td.sampling_step_counts(1000) == [1000, 250, 50] and td.sampling_step_counts(4000) == [4000, 1000, 200]
 
 
-@pytest.mark.parametrize("profile, name", [("full", "text8"), ("full-enwik8", "enwik8")])
+@pytest.mark.parametrize("profile, name", [("paper", "text8"), ("full-enwik8", "enwik8")])
 def test_missing_corpus_names_the_fix(tmp_path, profile, name):
     with pytest.raises(FileNotFoundError, match=rf"{name} not found at .*download_text_corpus\('{name}'"):
         td.run_text_diffusion(profile, checkpoint_dir=tmp_path / "ck", data_dir=tmp_path / "nodata", progress=False)
     assert not (tmp_path / "ck" / profile / "diffusion.pt").exists()
+    assert not (tmp_path / "ck" / profile.replace("full", "paper") / "diffusion.pt").exists()
 
 
 def test_unknown_profile_is_rejected():
@@ -96,7 +104,7 @@ def test_unknown_profile_is_rejected():
 
 
 def test_real_corpus_path_on_small_files(tmp_path):
-    """text8 and enwik8 files of the right format (but small): the same code as the full runs."""
+    """text8 and enwik8 files of the right format (but small): the same code as the paper runs."""
     folder = tmp_path / "text8"
     folder.mkdir()
     chars = np.frombuffer(TEXT8_ALPHABET.encode(), dtype=np.uint8)[synthetic_text(6000, seed=1).numpy()]
@@ -122,8 +130,10 @@ def test_known_word_rate_skips_cut_words():
 
 
 def test_reading_only_without_a_finished_run_names_the_command(tmp_path):
-    with pytest.raises(td.NoFinishedRun, match="python -m catlib.experiments text_diffusion --profile full "):
+    with pytest.raises(td.NoFinishedRun, match="python -m catlib.experiments text_diffusion --profile paper "):
         td.run_text_diffusion("full", checkpoint_dir=tmp_path, data_dir=tmp_path / "nodata", train=False)
+    with pytest.raises(td.NoFinishedRun, match="--profile cpu "):   # the cpu run is not trained by a reader either
+        td.run_text_diffusion("cpu", checkpoint_dir=tmp_path, train=False)
 
 
 def test_command_line_without_the_corpus_exits_with_the_fix(tmp_path, capsys):
@@ -131,3 +141,11 @@ def test_command_line_without_the_corpus_exits_with_the_fix(tmp_path, capsys):
         td.main(["--profile", "full", "--data-dir", str(tmp_path), "--checkpoint-dir", str(tmp_path / "ck")])
     assert exit_info.value.code == 2
     assert "download_text_corpus('text8'" in capsys.readouterr().err
+
+
+def test_cpu_profile_is_the_stand_in_at_texts_length_and_says_its_budget():
+    cpu, paper = td.PROFILES["cpu"], td.PROFILES["paper"]
+    assert cpu.corpus == td.STAND_IN and cpu.seq_len == paper.seq_len == 256 and cpu.timesteps == paper.timesteps
+    assert td.run_budget_ratio(cpu) == pytest.approx(12_000 * 32 / paper.steps / 32)
+    assert td.run_budget_ratio(paper) == 1.0 and td.run_budget_ratio(td.PROFILES["paper-enwik8"]) == 1.0
+    assert sum(p.numel() for p in td.build(cpu).parameters()) < 2_000_000

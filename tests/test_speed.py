@@ -17,16 +17,16 @@ def test_full_models_are_the_papers_tables_with_their_schedules():
     assert len(keys) == len(set(keys)) == len(text8.TABLE2) + 2 + len(cityscapes.TABLE4)
     assert keys[:len(text8.TABLE2)] == [f"{d}/{n}" for d, n, _, _ in text8.TABLE2]
     by = {m.key: m for m in models}
-    ar = text8.PROFILES["full"].training["text8-ar"]
+    ar = text8.PROFILES["paper"].training["text8-ar"]
     assert (by["text8/ar-argmax"].batch_size, by["text8/ar-argmax"].steps) == (ar["batch_size"], ar["steps"])
     assert by["enwik8/coupling-argmax"].shape == (320,) and by["enwik8/coupling-argmax"].num_classes == 256
-    assert by["text8/diffusion"].steps == text_diffusion.PROFILES["full"].steps
-    assert by["enwik8/diffusion"].steps == text_diffusion.PROFILES["full-enwik8"].steps
-    diff = cityscapes.PROFILES["full"].train_options("multinomial-diffusion")
+    assert by["text8/diffusion"].steps == text_diffusion.PROFILES["paper"].steps
+    assert by["enwik8/diffusion"].steps == text_diffusion.PROFILES["paper-enwik8"].steps
+    diff = cityscapes.PROFILES["paper"].train_options("multinomial-diffusion")
     assert (by["cityscapes/multinomial-diffusion"].batch_size, by["cityscapes/multinomial-diffusion"].steps) == \
         (diff["batch_size"], diff["steps"])
     assert {m.chapter for m in models} == {"10", "11", "12"}
-    assert parameter_count(by["text8/ar-argmax"]) == text8.count_parameters("ar-argmax", text8.PROFILES["full"])
+    assert parameter_count(by["text8/ar-argmax"]) == text8.count_parameters("ar-argmax", text8.PROFILES["paper"])
 
 
 class Square(nn.Module):
