@@ -17,7 +17,8 @@ A row is one number of one method::
 ``paper`` is ``None`` where the paper gives no number (for example an exact entropy that only
 we compute). ``budget_ratio`` is the examples our run trained on over the paper's run's
 (``None`` where the paper does not say); ``status`` one of :data:`STATUSES`, chosen with
-:func:`row_status`; ``entropy`` and ``gap_to_entropy`` (ours minus the entropy) are optional,
+:func:`row_status`; ``entropy`` and ``gap_to_entropy`` (ours minus the entropy; for a
+log-likelihood, minus ours minus the entropy, so a bound's gap is >= 0 either way) are optional,
 for data whose entropy is known. Rows may carry further keys (a note, the number of
 parameters); they are kept.
 """

@@ -131,7 +131,7 @@ def run_budget_ratio(config: GraphsConfig, name: str | None = None) -> float | N
 
 
 #: A results row is "reproduced" within this distance of the paper's number (``"close"`` within
-#: three times it): validity as a fraction (Table 1's rows lie 0.5 to 1.5 points apart) and
+#: twice it): validity as a fraction (Table 1's rows lie 0.5 to 1.5 points apart) and
 #: bits per node (its rows lie 0.01 apart).
 TOLERANCES = {"validity": 0.01, "bits": 0.02}
 
