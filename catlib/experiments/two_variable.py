@@ -30,7 +30,7 @@ from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metric
 
 __all__ = ["PROFILES", "PAPER_SETTINGS", "ENCODING", "TABLE5", "TwoVariableConfig", "run_budget_ratio", "TOLERANCE",
            "result_fields",
-           "run_two_variable", "run_one", "load_model"]
+           "run_two_variable", "run_one", "load_model", "build"]
 
 #: (model name, row label, paper log p(x), paper E[log p(x|z)], paper KL column), nats, Table 5.
 #: The paper's last column is headed E[log p(z)/q(z|x)] but holds positive numbers that make
@@ -137,7 +137,8 @@ def result_fields(ours: float | None, paper: float | None, profile: str, config:
     return out
 
 
-def _build(name: str, config: TwoVariableConfig) -> torch.nn.Module:
+def build(name: str, config: TwoVariableConfig) -> torch.nn.Module:
+    """The untrained model ``name`` at the sizes of ``config``."""
     toy = TwoVariableToy()
     extra = config.encoding.get(name, {})
     return catlib.build_model(name, toy.data_shape, toy.num_classes, **config.model, **extra)
@@ -162,7 +163,7 @@ def run_one(name: str, config: TwoVariableConfig, checkpoint: Path | None, seed:
     device = select_device(device)
     toy = TwoVariableToy()
     torch.manual_seed(seed)
-    model = _build(name, config)
+    model = build(name, config)
     wanted = {"config": asdict(config), "seed": seed}
     finished = finished_run_metrics(checkpoint, wanted, config.steps)
     if finished is not None:
@@ -206,7 +207,7 @@ def load_model(name: str, profile: str, checkpoint_dir: str | Path = "checkpoint
                device: str | torch.device | None = None) -> torch.nn.Module:
     """The trained model ``name`` of a finished :func:`run_two_variable` run, in eval mode."""
     profile = canonical_profile(profile)
-    model = _build(name, check_profile(profile, PROFILES))
+    model = build(name, check_profile(profile, PROFILES))
     model.load_state_dict(load_checkpoint(Path(checkpoint_dir) / profile / f"{name}.pt")["model"])
     return model.to(select_device(device)).eval()
 
