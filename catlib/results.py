@@ -51,7 +51,8 @@ STATUSES = {
                     "or its bound was still falling when it stopped",
     "differs": "further off, and training longer did not explain it (the chapter says what we know)",
     "different data": "our data differ from the paper's (a stand-in corpus, our own squares): compare gaps, not digits",
-    "not run": "needs data or a GPU this book's runs did not have",
+    "not run": "needs data or a GPU this book's runs did not have (projected_gpu_hours: its time on the GPU "
+               "we measured, where benchmarks/results has it)",
     "ours only": "the paper gives no number to compare with",
     "smoke": "a smoke run: tiny sizes that show the code runs, not a result",
 }

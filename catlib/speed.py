@@ -31,7 +31,7 @@ from catlib.train import estimate_run
 
 __all__ = ["SPEED_PATH", "SAMPLING_PATH", "FullModel", "full_models", "parameter_count", "measure", "speed_rows",
            "speed_table", "describe_measurement", "describe_sampling", "unmeasured", "sampling_benchmark",
-           "sampling_table"]
+           "sampling_table", "projected_gpu_hours"]
 
 #: The committed measurements (written by ``benchmarks/speed_full_models.py --json``).
 SPEED_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "speed_full_models.json"
@@ -134,6 +134,25 @@ def speed_rows(chapter: str, path: str | Path = SPEED_PATH) -> dict:
     return {"environment": data.get("environment", {}), "command": data.get("command"),
             "results": [r for r in data.get("results", []) if r.get("chapter") == chapter],
             "sampling": [r for r in data.get("sampling", []) if r.get("chapter") == chapter]}
+
+
+def projected_gpu_hours(key: str, path: str | Path = SPEED_PATH, precision: str = "fp32") -> float | None:
+    """Hours the model ``key`` (``"text8/ar-argmax"``) needs for the paper's number of steps on the
+    GPU of the measurements at ``path``, at ``precision``; ``None`` without such a measurement.
+    The scoreboard's "not run" rows carry it.
+
+    >>> projected_gpu_hours("no/such-model") is None
+    True
+    """
+    for row in _all_results(path):
+        if row.get("key") == key and row.get("precision") == precision:
+            return float(row["total_seconds"]) / 3600
+    return None
+
+
+def _all_results(path: str | Path) -> list[dict]:
+    path = Path(path)
+    return json.loads(path.read_text(encoding="utf-8")).get("results", []) if path.exists() else []
 
 
 def _hours(seconds: float) -> str:

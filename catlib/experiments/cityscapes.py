@@ -421,12 +421,15 @@ def results_rows(rows: Sequence[dict], profile: str) -> list[dict]:
     """Rows for :func:`catlib.results.write_results`: the paper's numbers, ours, and the stand-in kept apart.
 
     Every paper row without a run of ours on Cityscapes is written with ``ours = None`` (device
-    ``"none (no run)"``, status ``"not run"``). A stand-in run never shares a row with a paper number:
+    ``"none (no run)"``, status ``"not run"``, ``projected_gpu_hours`` from
+    :func:`catlib.speed.projected_gpu_hours`). A stand-in run never shares a row with a paper number:
     its rows say ``stand-in, not Cityscapes`` in the method and the metric, carry ``paper = None`` and
     status ``"different data"``. Every row has ``budget_ratio`` (:func:`run_budget_ratio`; ``None``
     without a run) and ``status`` (:func:`catlib.results.row_status`; ``"smoke"`` at the smoke profile).
     The stand-in's entropy is not known exactly, so its rows carry no ``entropy``.
     """
+    from catlib.speed import projected_gpu_hours  # here: catlib.speed lists this module's models
+
     profile = canonical_profile(profile)
     out = []
     real = {r["name"] for r in rows if not r["stand_in"]}
@@ -438,7 +441,7 @@ def results_rows(rows: Sequence[dict], profile: str) -> list[dict]:
                 out.append({"method": label, "metric": f"Cityscapes test {metric} (bpp; paper only, no run of ours)",
                             "ours": None, "paper": paper, "status": row_status(None, paper, TOLERANCE, profile=profile),
                             "budget_ratio": None, "profile": profile, "steps": None, "device": "none (no run)",
-                            "seconds": None})
+                            "seconds": None, "projected_gpu_hours": projected_gpu_hours(f"cityscapes/{name}")})
     for r in rows:
         ratio = r.get("budget_ratio")
         common = {"budget_ratio": ratio, "profile": profile, "steps": int(r["steps"]), "device": r["device"],

@@ -509,13 +509,16 @@ def results_rows(rows: Sequence[dict], profile: str, datasets: Sequence[str] = (
     """Rows for :func:`catlib.results.write_results`: the paper's numbers, ours, and the stand-in kept apart.
 
     Every paper row of ``datasets`` that has no run on the real corpus is written with ``ours = None``
-    (device ``"none (no run)"``, status ``"not run"``). A stand-in run never shares a row with a paper
+    (device ``"none (no run)"``, status ``"not run"``, ``projected_gpu_hours`` from
+    :func:`catlib.speed.projected_gpu_hours`). A stand-in run never shares a row with a paper
     number: its rows say ``stand-in, not <dataset>`` in the method and the metric, carry
     ``paper = None``, status ``"different data"``, the stand-in's exact ``entropy`` and the
     ``gap_to_entropy``; the entropy is also a row of its own. Every row has the run's
     ``budget_ratio`` (``None`` without a run) and a ``status`` (:func:`catlib.results.row_status`,
     ``"smoke"`` at the smoke profile).
     """
+    from catlib.speed import projected_gpu_hours  # here: catlib.speed lists this module's models
+
     profile = canonical_profile(profile)
     out = []
     real = {(r["dataset"], r["name"]) for r in rows if not r["stand_in"]}
@@ -524,7 +527,7 @@ def results_rows(rows: Sequence[dict], profile: str, datasets: Sequence[str] = (
             out.append({"method": label, "metric": f"{ds} test {_UNITS[ds]} (paper only, no run of ours)",
                         "ours": None, "paper": paper, "status": row_status(None, paper, TOLERANCE, profile=profile),
                         "budget_ratio": None, "profile": profile, "steps": None, "device": "none (no run)",
-                        "seconds": None})
+                        "seconds": None, "projected_gpu_hours": projected_gpu_hours(f"{ds}/{name}")})
     entropy = None
     for r in rows:
         ratio = r.get("budget_ratio")

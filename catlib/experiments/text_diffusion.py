@@ -490,10 +490,14 @@ def scoreboard_rows(rows: list[dict], profile: str) -> list[dict]:
     stand-in our bound and its exact entropy, labelled "stand-in, not text8" with ``paper = None``,
     ``entropy`` and ``gap_to_entropy``. Every row has ``budget_ratio`` and ``status``
     (:func:`catlib.results.row_status`: ``"smoke"`` at the smoke profile, ``"different data"`` on the stand-in).
+    Without a text8 run, the paper's number gets a ``"not run"`` row with ``projected_gpu_hours``
+    (:func:`catlib.speed.projected_gpu_hours`).
 
     >>> [(r["metric"], r["ours"], r["status"]) for r in scoreboard_rows([], "cpu")]
     [('test bits per character (ELBO), text8 (paper only, no run of ours)', None, 'not run')]
     """
+    from catlib.speed import projected_gpu_hours  # here: catlib.speed lists this module's models
+
     profile = canonical_profile(profile)
     out = []
     for r in rows:
@@ -520,7 +524,7 @@ def scoreboard_rows(rows: list[dict], profile: str) -> list[dict]:
                        "paper": TABLE3_DIFFUSION["text8"],
                        "status": row_status(None, TABLE3_DIFFUSION["text8"], TOLERANCE, profile=profile),
                        "budget_ratio": None, "profile": profile, "steps": None, "device": "none (no run)",
-                       "seconds": None})
+                       "seconds": None, "projected_gpu_hours": projected_gpu_hours("text8/diffusion")})
     return out
 
 
