@@ -129,8 +129,7 @@ def speed_rows(chapter: str, path: str | Path = SPEED_PATH) -> dict:
     command that wrote the file, the training rows of :func:`measure` and the sampling rows of the
     chapter (empty lists, and an empty environment, without the file).
     """
-    path = Path(path)
-    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    data = _measurements(path)
     return {"environment": data.get("environment", {}), "command": data.get("command"),
             "results": [r for r in data.get("results", []) if r.get("chapter") == chapter],
             "sampling": [r for r in data.get("sampling", []) if r.get("chapter") == chapter]}
@@ -144,15 +143,16 @@ def projected_gpu_hours(key: str, path: str | Path = SPEED_PATH, precision: str 
     >>> projected_gpu_hours("no/such-model") is None
     True
     """
-    for row in _all_results(path):
+    for row in _measurements(path).get("results", []):
         if row.get("key") == key and row.get("precision") == precision:
             return float(row["total_seconds"]) / 3600
     return None
 
 
-def _all_results(path: str | Path) -> list[dict]:
+def _measurements(path: str | Path) -> dict:
+    """The measurements file at ``path`` as a dict (``{}`` without the file)."""
     path = Path(path)
-    return json.loads(path.read_text(encoding="utf-8")).get("results", []) if path.exists() else []
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def _hours(seconds: float) -> str:

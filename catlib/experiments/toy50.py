@@ -171,14 +171,14 @@ def results_rows(rows: list[dict], profile: str, config: Toy50Config) -> list[di
     for r in rows:
         family = "hypercube" if r["name"].endswith("dequantization") else "argmax"
         falling = len(r["losses"]) >= 8 and still_falling(r["losses"])
+        ratio = run_budget_ratio(config, r["name"])
         for key, metric, paper in (("elbo_bits", "ELBO (bits)", r["paper_elbo"]),
                                    ("iwbo_bits", f"IWBO({config.iwbo_k}) (bits)", r["paper_iwbo"])):
             ours = float(r[key])
             out.append({"method": r["label"], "metric": metric, "ours": ours, "paper": paper,
                         "status": row_status(ours, paper, TOLERANCES[family][key], profile=profile,
-                                             budget_ratio=run_budget_ratio(config, r["name"]),
-                                             still_improving=falling),
-                        "budget_ratio": run_budget_ratio(config, r["name"]), "profile": profile,
+                                             budget_ratio=ratio, still_improving=falling),
+                        "budget_ratio": ratio, "profile": profile,
                         "steps": int(r["steps"]), "device": r["device"], "seconds": float(r["seconds"]),
                         "entropy": entropy, "gap_to_entropy": ours - entropy, "tolerance": TOLERANCES[family][key],
                         "parameters": int(r["parameters"])})
