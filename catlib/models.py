@@ -175,7 +175,7 @@ ARCHITECTURES = ("auto", "mlp", "conv")
 # encoder and decoder), per architecture
 _FLOW_OPTIONS = {
     "mlp": {"flow_steps": 4, "hidden": (128, 128), "coupling": "affine", "mixing": "linear"},
-    "conv": {"flow_steps": 4, "growth": 32, "depth": 2},
+    "conv": {"flow_steps": 4, "growth": 32, "depth": 2, "levels": 1},
 }
 _Q_OPTIONS = {
     "mlp": {"q_flow_steps": 2, "q_hidden": (128,)},
@@ -197,7 +197,7 @@ _OPTION_CHECKS: dict[str, Callable] = {
     "coupling": lambda name, value: check_choice(name, value, tuple(COUPLINGS)),
     "mixing": lambda name, value: check_choice(name, value, ("linear", "reverse")),
     "growth": count_check(1), "q_growth": count_check(1),
-    "depth": count_check(0), "q_depth": count_check(0),
+    "depth": count_check(0), "q_depth": count_check(0), "levels": count_check(1),
     "base": optional_check(count_check(2)),
     "latent_channels": count_check(1), "latent_dim": count_check(1),
     "init_spread": check_positive_float,
@@ -231,7 +231,8 @@ def _prior_flow(dim: int, image: tuple[int, int] | None, opt: dict) -> Flow:
         return Flow(StandardNormal(dim), coupling_stack(dim, opt["flow_steps"], opt["hidden"],
                                                         opt["coupling"], mixing=opt["mixing"]))
     height, width = image
-    return image_flow(dim // (height * width), height, width, opt["flow_steps"], opt["growth"], opt["depth"])
+    return image_flow(dim // (height * width), height, width, opt["flow_steps"], opt["growth"], opt["depth"],
+                      opt["levels"])
 
 
 def _q_flow(image: tuple[int, int] | None, opt: dict) -> QFlowFactory:
@@ -279,7 +280,8 @@ def build_model(name: str, data_shape: Sequence[int], num_classes: int, **option
 
     - the flow p(v) (the VAE's prior p(z)): ``flow_steps``; mlp: ``hidden``, ``coupling``
       (``"affine"`` or ``"mixture"``), ``mixing`` (``"linear"`` or ``"reverse"``); conv:
-      ``growth``, ``depth`` (of the DenseNets);
+      ``growth``, ``depth`` (of the DenseNets), ``levels`` (1: one squeeze; L > 1: a multi-scale
+      flow of L levels, :func:`~catlib.flows.image_flow`);
     - the variational q(u|x) (the VAE's encoder and decoder nets): ``q_flow_steps``; mlp:
       ``q_hidden``; conv: ``q_growth``, ``q_depth``;
     - ``base`` (an integer M >= 2) for ``"argmax-threshold"`` on base-M digits;
@@ -290,7 +292,7 @@ def build_model(name: str, data_shape: Sequence[int], num_classes: int, **option
 
     Every option is checked here, at build time, and a bad one raises ``ValueError`` naming it:
     ``flow_steps``, ``q_flow_steps``, ``depth``, ``q_depth`` are integers >= 0 (0 steps: the
-    base distribution alone; depth 0: a DenseNet of one convolution), ``growth``, ``q_growth``,
+    base distribution alone; depth 0: a DenseNet of one convolution), ``growth``, ``q_growth``, ``levels``,
     ``latent_dim``, ``latent_channels`` integers >= 1, ``base`` an integer >= 2; ``hidden`` and
     ``q_hidden`` tuples of positive integers such as ``(64, 64)`` (``()``: linear conditioners);
     ``init_spread`` a finite number > 0, ``init_truncation`` a finite number,

@@ -8,7 +8,8 @@ from torch.nn import functional as F
 from catlib.argmax import GumbelThresholdInverse, ThresholdInverse, flat_onehot
 from catlib.dequantization import VariationalDequantization
 from catlib.distributions import Gumbel
-from catlib.flows import (ActNorm2d, AffineCoupling2d, Conv1x1, ImageFlowTransform, Squeeze, conditional_image_flow,
+from catlib.flows import (ActNorm2d, AffineCoupling2d, Conv1x1, ImageFlowTransform, MultiScale, Squeeze,
+                          conditional_image_flow,
                           conditional_image_flow_factory, image_flow, to_flat, to_image)
 from catlib.nets import DenseNet
 from helpers import randomize
@@ -31,6 +32,10 @@ TRANSFORMS = {
     "flat-squeezed-context": lambda: (ImageFlowTransform(coupling_stack_2d(8, 12), 2, 4, 4, context_channels=3,
                                                          squeeze=True), torch.randn(2, 4 * 4 * 3), True),
     "flat-unsqueezed": lambda: (ImageFlowTransform(coupling_stack_2d(2, 0), 2, 4, 4), None, True),
+    "multi-scale": lambda: (MultiScale([ActNorm2d(8), Conv1x1(8, seed=1), AffineCoupling2d(8, growth=4, depth=1)],
+                                       AffineCoupling2d(8, growth=4, depth=1),
+                                       MultiScale([Conv1x1(16, seed=2), AffineCoupling2d(16, growth=4, depth=1)])),
+                            None, False),
 }
 
 
@@ -59,6 +64,37 @@ def test_whole_image_flow_round_trips_and_its_density_is_the_change_of_variables
     jac = torch.autograd.functional.jacobian(lambda a: flow(a.unsqueeze(0))[0][0], v[0])
     expected = -0.5 * (z[0] ** 2 + math.log(2 * math.pi)).sum() + torch.linalg.slogdet(jac)[1]
     assert torch.allclose(flow.log_prob(v)[0], expected, atol=1e-9)
+
+
+def test_multi_scale_image_flow_density_is_the_change_of_variables_and_levels_factor_out(float64):
+    """Three levels on 8x8 maps: the exact log-density, and a factored-out channel is left alone
+    by the coarser levels (changing the inner level changes no factored-out coordinate)."""
+    torch.manual_seed(3)
+    flow = randomize(image_flow(2, 8, 8, num_steps=1, growth=4, depth=1, levels=3), std=0.1).eval()
+    v = torch.randn(2, 128)
+    z, ldj = flow(v)
+    assert torch.allclose(flow.inverse(z), v, atol=1e-10)
+    jac = torch.autograd.functional.jacobian(lambda a: flow(a.unsqueeze(0))[0][0], v[0])
+    expected = -0.5 * (z[0] ** 2 + math.log(2 * math.pi)).sum() + torch.linalg.slogdet(jac)[1]
+    assert torch.allclose(flow.log_prob(v)[0], expected, atol=1e-9)
+    level = flow.transforms[0].transforms[0]
+    assert isinstance(level.inner.inner, MultiScale) and level.inner.inner.inner is None
+    h = Squeeze()(to_image(v, 2, 8, 8))[0]
+    for t in level.steps:
+        h = t(h)[0]
+    h = level.split(h)[0]
+    out = Squeeze()(to_image(z, 2, 8, 8))[0][:, 4:]  # level 1 has 8 channels: 4 kept, 4 factored out
+    assert torch.allclose(out, h[:, 4:], atol=1e-12)
+
+
+def test_one_level_image_flow_is_the_single_squeeze_flow():
+    """levels=1 builds exactly the flow (and parameter names) of the single-squeeze image flow."""
+    torch.manual_seed(4)
+    a = image_flow(3, 4, 4, num_steps=2, growth=4, depth=1)
+    torch.manual_seed(4)
+    b = image_flow(3, 4, 4, num_steps=2, growth=4, depth=1, levels=1)
+    assert list(a.state_dict()) == list(b.state_dict())
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
 
 
 def test_conditional_image_flow_log_q_is_the_change_of_variables(float64):
@@ -159,6 +195,12 @@ def test_bad_image_arguments_raise_clear_errors():
         AffineCoupling2d(1)
     with pytest.raises(ValueError, match="1 channel at 3x5 cannot be squeezed"):
         image_flow(1, 3, 5)
+    with pytest.raises(ValueError, match=r"a flow of 3 levels .* multiples of 2\^3 = 8, got 8x12"):
+        image_flow(2, 8, 12, levels=3)
+    with pytest.raises(ValueError, match="levels must be"):
+        image_flow(2, 8, 8, levels=0)
+    with pytest.raises(ValueError, match="both a split coupling and an inner level, or neither"):
+        MultiScale([], AffineCoupling2d(4))
     with pytest.raises(ValueError, match="needs a context image with 3 channels, got None"):
         AffineCoupling2d(2, context_channels=3)(torch.zeros(1, 2, 2, 2))
     with pytest.raises(ValueError, match=r"expected flat vectors \[batch, 24\] \(H=2 x W=4 x C=3\), got shape \[5, 20\]"):

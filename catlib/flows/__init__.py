@@ -7,7 +7,8 @@ from catlib.flows.autoregressive import (ARMixtureLogisticFlow, MixtureParams, m
 from catlib.flows.base import ConditionalFlow, Flow, Transform
 from catlib.flows.graph import GraphAffineCoupling, GraphFlow, NodeActNorm, NodeLinear
 from catlib.flows.coupling import AffineCoupling, MixtureLogisticCoupling, checkerboard_mask
-from catlib.flows.image import (ActNorm2d, AffineCoupling2d, Conv1x1, FlatImageNet, ImageFlowTransform, Squeeze,
+from catlib.flows.image import (ActNorm2d, AffineCoupling2d, Conv1x1, FlatImageNet, ImageFlowTransform, MultiScale,
+                               Squeeze,
                                conditional_image_flow, conditional_image_flow_factory, image_flow, to_flat,
                                to_image)
 from catlib.flows.linear import ActNorm, LinearLU, Permutation
@@ -16,7 +17,8 @@ from catlib.validation import check_choice, check_positive_int, check_positive_i
 __all__ = [
     "Transform", "Flow", "ConditionalFlow", "AffineCoupling", "MixtureLogisticCoupling",
     "checkerboard_mask", "ActNorm", "Permutation", "LinearLU", "coupling_stack",
-    "Squeeze", "ActNorm2d", "Conv1x1", "AffineCoupling2d", "ImageFlowTransform", "FlatImageNet", "image_flow",
+    "Squeeze", "ActNorm2d", "Conv1x1", "AffineCoupling2d", "MultiScale", "ImageFlowTransform", "FlatImageNet",
+    "image_flow",
     "conditional_image_flow", "conditional_image_flow_factory", "to_image", "to_flat",
     "GraphFlow", "NodeActNorm", "NodeLinear", "GraphAffineCoupling",
     "ARMixtureLogisticFlow", "MixtureParams", "mixture_logistic_inverse", "mixture_logistic_logit_cdf",

@@ -11,8 +11,10 @@ convert between that layout and the image ``[batch, C, H, W]`` that convolutions
 The transforms here act on images and follow :class:`~catlib.flows.Transform`
 (``forward(x, context) -> (z, ldj [batch])``, data to latent): :class:`Squeeze`,
 :class:`ActNorm2d`, :class:`Conv1x1` and :class:`AffineCoupling2d` (a DenseNet conditioner,
-optionally conditioned on a context image). :class:`ImageFlowTransform` runs a list of them
-on flat vectors, and :func:`image_flow` (a density :math:`p(v)`) and
+optionally conditioned on a context image), and :class:`MultiScale`, one level of a
+multi-scale flow that factors half of its channels out. :class:`ImageFlowTransform` runs a
+list of them on flat vectors, and :func:`image_flow` (a density :math:`p(v)`, single- or
+multi-scale) and
 :func:`conditional_image_flow` (a variational :math:`q(u \mid x)`) build the two flows the
 image models use (Hoogeboom et al., 2021, Sec. 5: affine couplings parametrised by
 DenseNets, and a conditional flow of the same structure for the probabilistic inverse).
@@ -32,7 +34,7 @@ from catlib.nets import DenseNet
 from catlib.validation import check_positive_int
 
 __all__ = [
-    "to_image", "to_flat", "Squeeze", "ActNorm2d", "Conv1x1", "AffineCoupling2d", "ImageFlowTransform",
+    "to_image", "to_flat", "Squeeze", "ActNorm2d", "Conv1x1", "AffineCoupling2d", "MultiScale", "ImageFlowTransform",
     "FlatImageNet", "image_flow", "conditional_image_flow", "conditional_image_flow_factory",
 ]
 
@@ -182,6 +184,66 @@ class AffineCoupling2d(Transform):
         return torch.cat([fixed, (moved - t) * torch.exp(-log_s)], 1)
 
 
+class MultiScale(Transform):
+    r"""One level of a multi-scale flow (Dinh et al., 2017; Glow): squeeze, steps, factor half out, recurse.
+
+    ``forward`` on ``x [b, C, H, W]``:
+
+    1. :class:`Squeeze` to ``h [b, 4C, H/2, W/2]`` and run ``steps`` on it;
+    2. if there is an ``inner`` level: ``split`` (an :class:`AffineCoupling2d`) moves the last
+       :math:`4C - \lfloor 4C/2 \rfloor` channels given the first half, which is the learned
+       conditional prior of the factored-out half,
+       :math:`z_{out} = h_{out} e^{s(h_{keep})} + t(h_{keep})`; the kept half goes through
+       ``inner`` (the next, coarser level) while the factored-out half is left as it is;
+    3. unsqueeze, so ``z`` has the shape (and pixel layout) of ``x``.
+
+    The coarse levels see the whole image through few pixels, so their couplings relate
+    pixels far apart at little cost. ``ldj`` is the sum of the steps', the split's and the
+    inner level's. Unconditional: ``context`` is ignored.
+
+    Args:
+        steps: transforms on ``[b, 4C, H/2, W/2]``.
+        split: the coupling of the factored-out half on the kept one (``None`` at the last level).
+        inner: the next level, on ``[b, floor(4C/2), H/2, W/2]`` (``None`` at the last level).
+
+    >>> inner = MultiScale([AffineCoupling2d(16, growth=4, depth=1)])  # [3, 4, 2, 2] -> [3, 16, 1, 1]
+    >>> t = MultiScale([Conv1x1(8)], AffineCoupling2d(8, growth=4, depth=1), inner)
+    >>> z, ldj = t(torch.randn(3, 2, 4, 4))
+    >>> z.shape, ldj.shape
+    (torch.Size([3, 2, 4, 4]), torch.Size([3]))
+    """
+
+    def __init__(self, steps: Iterable[Transform], split: Transform | None = None, inner: Transform | None = None):
+        super().__init__()
+        if (split is None) != (inner is None):
+            raise ValueError("a multi-scale level needs both a split coupling and an inner level, or neither")
+        self.squeeze, self.steps, self.split, self.inner = Squeeze(), nn.ModuleList(steps), split, inner
+
+    def _kept(self, h: Tensor) -> int:
+        return h.shape[1] // 2
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        h, ldj = self.squeeze(x)
+        for t in self.steps:
+            h, l = t(h)
+            ldj = ldj + l
+        if self.inner is not None:
+            h, l = self.split(h)
+            kept, out = h[:, :self._kept(h)], h[:, self._kept(h):]
+            kept, l_inner = self.inner(kept)
+            h, ldj = torch.cat([kept, out], 1), ldj + l + l_inner
+        return self.squeeze.inverse(h), ldj
+
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        h = self.squeeze(z)[0]
+        if self.inner is not None:
+            kept, out = h[:, :self._kept(h)], h[:, self._kept(h):]
+            h = self.split.inverse(torch.cat([self.inner.inverse(kept), out], 1))
+        for t in reversed(self.steps):
+            h = t.inverse(h)
+        return self.squeeze.inverse(h)
+
+
 class ImageFlowTransform(Transform):
     r"""Image transforms seen as one :class:`~catlib.flows.Transform` on flat pixel-major vectors.
 
@@ -278,27 +340,56 @@ def _scale_channels(channels: int, height: int, width: int) -> tuple[bool, int]:
     return squeeze, c
 
 
+def _glow_steps(channels: int, num_steps: int, growth: int, depth: int, seed: int = 0) -> list[Transform]:
+    """``num_steps`` x [:class:`ActNorm2d`, :class:`Conv1x1`, :class:`AffineCoupling2d`] on ``channels``."""
+    steps: list[Transform] = []
+    for i in range(num_steps):
+        steps += [ActNorm2d(channels), Conv1x1(channels, seed=seed + i), AffineCoupling2d(channels, 0, growth, depth)]
+    return steps
+
+
+def _multi_scale(channels: int, levels: int, num_steps: int, growth: int, depth: int, level: int = 0) -> MultiScale:
+    """Levels ``level .. levels - 1`` of a :class:`MultiScale` flow on images with ``channels`` channels."""
+    c = 4 * channels
+    if level == levels - 1:
+        return MultiScale(_glow_steps(c, num_steps, growth, depth, seed=level * num_steps))
+    return MultiScale(_glow_steps(c, num_steps, growth, depth, seed=level * num_steps),
+                      AffineCoupling2d(c, 0, growth, depth),
+                      _multi_scale(c // 2, levels, num_steps, growth, depth, level + 1))
+
+
 def image_flow(channels: int, height: int, width: int, num_steps: int = 4, growth: int = 32,
-               depth: int = 2) -> Flow:
+               depth: int = 2, levels: int = 1) -> Flow:
     r"""A Glow-like density :math:`p(v)` on flat pixel-major vectors ``[batch, H W C]``.
 
-    A standard normal base and one :class:`ImageFlowTransform`: squeeze once (when ``H`` and
-    ``W`` are even), then ``num_steps`` x [:class:`ActNorm2d`, :class:`Conv1x1`,
-    :class:`AffineCoupling2d`] with DenseNets of ``depth`` layers of ``growth`` channels.
+    A standard normal base and one :class:`ImageFlowTransform`. With ``levels=1``: squeeze
+    once (when ``H`` and ``W`` are even), then ``num_steps`` x [:class:`ActNorm2d`,
+    :class:`Conv1x1`, :class:`AffineCoupling2d`] with DenseNets of ``depth`` layers of
+    ``growth`` channels. With ``levels=L > 1``: a multi-scale flow of ``L``
+    :class:`MultiScale` levels, each squeezing, running ``num_steps`` such steps and, but for
+    the last, factoring half of its channels out (``H`` and ``W`` must be multiples of
+    :math:`2^L`); the last level works on ``H / 2^L x W / 2^L`` pixels.
 
     >>> flow = image_flow(3, 4, 6, num_steps=2, growth=8, depth=1)
     >>> flow.log_prob(torch.randn(5, 4 * 6 * 3)).shape, flow.sample(2).shape
     (torch.Size([5]), torch.Size([2, 72]))
+    >>> image_flow(3, 4, 8, num_steps=1, growth=8, depth=1, levels=2).log_prob(torch.randn(5, 96)).shape
+    torch.Size([5])
     """
     for name, value in (("channels", channels), ("height", height), ("width", width)):
         check_positive_int(name, value)
     num_steps = check_positive_int("num_steps", num_steps, minimum=0)
-    squeeze, c = _scale_channels(channels, height, width)
-    steps: list[Transform] = []
-    for i in range(num_steps):
-        steps += [ActNorm2d(c), Conv1x1(c, seed=i), AffineCoupling2d(c, 0, growth, depth)]
-    return Flow(StandardNormal(channels * height * width),
-                [ImageFlowTransform(steps, channels, height, width, squeeze=squeeze)])
+    levels = check_positive_int("levels", levels)
+    dist = StandardNormal(channels * height * width)
+    if levels == 1:
+        squeeze, c = _scale_channels(channels, height, width)
+        return Flow(dist, [ImageFlowTransform(_glow_steps(c, num_steps, growth, depth), channels, height, width,
+                                              squeeze=squeeze)])
+    if height % 2 ** levels or width % 2 ** levels:
+        raise ValueError(f"a flow of {levels} levels squeezes {levels} times: height and width must be multiples "
+                         f"of 2^{levels} = {2 ** levels}, got {height}x{width}")
+    return Flow(dist, [ImageFlowTransform([_multi_scale(channels, levels, num_steps, growth, depth)],
+                                          channels, height, width)])
 
 
 def conditional_image_flow(channels: int, context_channels: int, height: int, width: int, num_steps: int = 2,
