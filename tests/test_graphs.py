@@ -138,9 +138,10 @@ def test_save_load_round_trip_and_bad_files(tmp_path, small):
 
 
 # ------------------------------------------------------------------------------------------- GraphNet
-def test_graphnet_is_permutation_equivariant_and_ignores_padding():
+@pytest.mark.parametrize("kind", ["message", "attention"])
+def test_graphnet_is_permutation_equivariant_and_ignores_padding(kind):
     torch.manual_seed(0)
-    net = randomize(GraphNet(2, 3, hidden=16, layers=3).double())
+    net = randomize(GraphNet(2, 3, hidden=16, layers=3, kind=kind).double())
     adj, mask, h = random_graphs()
     out = net(h, adj, mask)
     assert out.shape == (3, 6, 3) and not out[~mask].any() and out[mask].abs().min() > 0
@@ -163,18 +164,44 @@ def test_graphnet_zero_init_and_errors():
         net(h, adj.float(), mask)
     with pytest.raises(ValueError, match=r"mask must be a bool tensor \[B, N\] = \[3, 6\]"):
         net(h, adj, mask[:, :5])
+    with pytest.raises(ValueError, match="kind must be one of \\['message', 'attention'\\], got 'gcn'"):
+        GraphNet(2, 4, kind="gcn")
+    with pytest.raises(ValueError, match="hidden=10 into heads=4: hidden must be a multiple of heads"):
+        GraphNet(2, 4, hidden=10, kind="attention", heads=4)
+
+
+def test_graph_attention_weighs_neighbours_and_itself():
+    """An attention layer's weights over a node's neighbours and itself sum to one: with equal
+    scores and messages the update is the same at every node whatever its degree."""
+    torch.manual_seed(0)
+    net = GraphNet(2, 3, hidden=8, layers=1, kind="attention", heads=2).double()
+    layer = net.layers[0]
+    with torch.no_grad():
+        layer.score.zero_()  # equal scores: a uniform average over the neighbours and the node
+    adj, mask, _ = random_graphs(seed=5)
+    h = torch.ones(3, 6, 2, dtype=torch.float64)  # every node alike: every message alike
+    with torch.no_grad():
+        layer.messages.weight[8:].copy_(layer.messages.weight[:8])  # self message = neighbour message
+        layer.messages.bias[8:].copy_(layer.messages.bias[:8])
+    out = net(h, adj, mask)
+    assert torch.allclose(out[mask], out[mask][:1].expand(int(mask.sum()), 3), atol=1e-12)
 
 
 # ------------------------------------------------------------------------------------------- GraphFlow
+#: GraphFlow variants: our first prior, and CatNF's mixture couplings over graph attention
+VARIANTS = {"affine-message": {}, "mixture-attention": {"coupling": "mixture", "net": "attention", "num_mixtures": 4}}
+
+
 def make_flow(d=2, **kw):
     torch.manual_seed(0)
     flow = GraphFlow(d, num_steps=3, hidden=16, gnn_layers=2, **kw).double()
     return randomize(flow, 0.2).eval()
 
 
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("d", [2, 3])
-def test_flow_round_trip_and_log_det_matches_autograd(d):
-    flow = make_flow(d)
+def test_flow_round_trip_and_log_det_matches_autograd(d, variant):
+    flow = make_flow(d, **VARIANTS[variant])
     adj, mask, _ = random_graphs(seed=1)
     z = torch.randn(3, 6, d, dtype=torch.float64) * 1.5
     u, ldj = flow(z, adj, mask)
@@ -193,8 +220,9 @@ def test_flow_round_trip_and_log_det_matches_autograd(d):
         assert torch.allclose(torch.linalg.slogdet(jac)[1], ldj[b], atol=1e-9)
 
 
-def test_flow_log_prob_ignores_padding_and_is_permutation_invariant():
-    flow = make_flow()
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_flow_log_prob_ignores_padding_and_is_permutation_invariant(variant):
+    flow = make_flow(**VARIANTS[variant])
     adj, mask, z = random_graphs(seed=2)
     lp = flow.log_prob(z, adj, mask)
     z2 = z.clone()
@@ -206,8 +234,9 @@ def test_flow_log_prob_ignores_padding_and_is_permutation_invariant():
     assert not torch.allclose(flow.log_prob(z, torch.zeros_like(adj), mask), lp)
 
 
-def test_flow_density_of_a_single_node_integrates_to_one():
-    flow = make_flow()
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_flow_density_of_a_single_node_integrates_to_one(variant):
+    flow = make_flow(**VARIANTS[variant])
     g = torch.linspace(-12, 12, 401, dtype=torch.float64)
     xx, yy = torch.meshgrid(g, g, indexing="ij")
     z = torch.stack([xx.flatten(), yy.flatten()], -1)[:, None, :]  # [grid, 1 node, 2]
@@ -235,8 +264,9 @@ def test_flow_starts_at_identity_couplings_and_actnorm_initialises_on_real_nodes
     assert torch.allclose(u[mask].mean(0), torch.zeros(2, dtype=torch.float64), atol=1e-9)
 
 
-def test_flow_gradients_reach_every_parameter_and_sample_shapes():
-    flow = GraphFlow(2, num_steps=2, hidden=8, gnn_layers=2, feature_dim=1)
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_flow_gradients_reach_every_parameter_and_sample_shapes(variant):
+    flow = GraphFlow(2, num_steps=2, hidden=8, gnn_layers=2, feature_dim=1, **VARIANTS[variant])
     adj, mask, z = random_graphs(seed=4, dtype=torch.float32)
     feats = torch.randn(3, 6, 1)
     flow(z, adj, mask, feats)  # actnorm initialisation
@@ -253,6 +283,10 @@ def test_flow_gradients_reach_every_parameter_and_sample_shapes():
 def test_flow_argument_errors():
     with pytest.raises(ValueError, match="d must be an integer >= 2, got 1"):
         GraphFlow(1)
+    with pytest.raises(ValueError, match="coupling must be one of \\['affine', 'mixture'\\], got 'spline'"):
+        GraphFlow(2, coupling="spline")
+    with pytest.raises(ValueError, match="num_mixtures must be"):
+        GraphFlow(2, coupling="mixture", num_mixtures=0)
     flow = GraphFlow(2, num_steps=1, hidden=8, gnn_layers=1)
     adj, mask, z = random_graphs(dtype=torch.float32)
     with pytest.raises(ValueError, match=r"z must be a float tensor \[B, N, 2\]"):

@@ -5,7 +5,7 @@ from catlib.flows.autoregressive import (ARMixtureLogisticFlow, MixtureParams, m
                                          mixture_logistic_logit_cdf, mixture_logistic_params,
                                          mixture_logistic_transform)
 from catlib.flows.base import ConditionalFlow, Flow, Transform
-from catlib.flows.graph import GraphAffineCoupling, GraphFlow, NodeActNorm, NodeLinear
+from catlib.flows.graph import GRAPH_COUPLINGS, GraphAffineCoupling, GraphFlow, GraphMixtureCoupling, NodeActNorm, NodeLinear
 from catlib.flows.coupling import AffineCoupling, MixtureLogisticCoupling, checkerboard_mask
 from catlib.flows.image import (ActNorm2d, AffineCoupling2d, Conv1x1, FlatImageNet, ImageFlowTransform, MultiScale,
                                Squeeze,
@@ -20,7 +20,7 @@ __all__ = [
     "Squeeze", "ActNorm2d", "Conv1x1", "AffineCoupling2d", "MultiScale", "ImageFlowTransform", "FlatImageNet",
     "image_flow",
     "conditional_image_flow", "conditional_image_flow_factory", "to_image", "to_flat",
-    "GraphFlow", "NodeActNorm", "NodeLinear", "GraphAffineCoupling",
+    "GraphFlow", "NodeActNorm", "NodeLinear", "GraphAffineCoupling", "GraphMixtureCoupling", "GRAPH_COUPLINGS",
     "ARMixtureLogisticFlow", "MixtureParams", "mixture_logistic_inverse", "mixture_logistic_logit_cdf",
     "mixture_logistic_params", "mixture_logistic_transform",
 ]

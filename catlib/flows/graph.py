@@ -14,7 +14,12 @@ carries ``d >= 2`` latent numbers; the base is a standard normal at every real n
 .. math:: z_b \leftarrow z_b\, e^{s} + t,\quad (s, t) = \mathrm{GNN}(z_a, \text{features}, G),\quad
           s = 3\tanh(\tilde s / 3),
 
-   with the GNN's last layer at zero, so every coupling starts as the identity.
+   with the GNN's last layer at zero, so every coupling starts as the identity;
+   or (``coupling="mixture"``, CatNF's choice) a mixture-of-logistics CDF coupling
+   (:class:`GraphMixtureCoupling`, Flow++), whose parameters come from the same kind of GNN.
+
+The GNN passes messages (``net="message"``) or attends over neighbours (``net="attention"``,
+CatNF's relational graph attention); see :class:`catlib.nets.GraphNet`.
 
 The node features always include :math:`\log(1 + \deg)` computed from ``adjacency``;
 ``feature_dim > 0`` adds user features ``node_features [B, N, feature_dim]``. Every part acts
@@ -29,12 +34,16 @@ import math
 import torch
 from torch import Tensor, nn
 
+from catlib.flows.autoregressive import mixture_logistic_inverse, mixture_logistic_params, mixture_logistic_transform
 from catlib.flows.coupling import checkerboard_mask
 from catlib.flows.linear import LinearLU
 from catlib.nets.graph import GraphNet, check_graph_batch
 from catlib.validation import check_positive_int
 
-__all__ = ["GraphFlow", "NodeActNorm", "NodeLinear", "GraphAffineCoupling"]
+__all__ = ["GraphFlow", "NodeActNorm", "NodeLinear", "GraphAffineCoupling", "GraphMixtureCoupling", "GRAPH_COUPLINGS"]
+
+#: The coupling layers :class:`GraphFlow` builds.
+GRAPH_COUPLINGS = ("affine", "mixture")
 
 
 def _masked(z: Tensor, mask: Tensor) -> Tensor:
@@ -92,14 +101,20 @@ class GraphAffineCoupling(nn.Module):
         d: channels per node (``>= 2``).
         parity: channels ``i`` with ``i % 2 == parity`` stay fixed.
         feature_dim: node features the GraphNet sees besides the fixed channels.
+        hidden, gnn_layers, net, heads: the GraphNet's width, depth, kind and attention heads.
     """
 
-    def __init__(self, d: int, parity: int = 0, feature_dim: int = 1, hidden: int = 64, gnn_layers: int = 3):
+    params_per_channel = 2
+
+    def __init__(self, d: int, parity: int = 0, feature_dim: int = 1, hidden: int = 64, gnn_layers: int = 3,
+                 net: str = "message", heads: int = 4):
         super().__init__()
         self.register_buffer("fixed", checkerboard_mask(d, parity))
         self._parity = parity if parity in (0, 1) else None  # the mask as a strided slice (no index kernels)
         n_fixed = int(self.fixed.sum())
-        self.net = GraphNet(n_fixed + feature_dim, 2 * (d - n_fixed), hidden, gnn_layers, zero_init=True)
+        self.n_moved = d - n_fixed
+        self.net = GraphNet(n_fixed + feature_dim, self.params_per_channel * self.n_moved, hidden, gnn_layers,
+                            zero_init=True, kind=net, heads=heads)
 
     def _fixed(self, x: Tensor) -> Tensor:
         """``x[..., fixed]``, the channels that stay fixed."""
@@ -131,6 +146,53 @@ class GraphAffineCoupling(nn.Module):
         return self._merge(z, (self._moved(z) - t) * torch.exp(-log_s))
 
 
+class GraphMixtureCoupling(GraphAffineCoupling):
+    r"""Mixture-of-logistics CDF coupling across node channels (Flow++; CatNF's graph prior).
+
+    Each moved channel goes through
+    :math:`z_b = \big(\operatorname{logit} F(x_b) + t\big) e^{a}` with
+    :math:`F = \sum_{j=1}^{M} \pi_j \sigma\big((x_b - \mu_j)/s_j\big)`, every parameter a function
+    of the fixed channels of all nodes through the GraphNet
+    (:func:`catlib.flows.mixture_logistic_params`: learned soft bounds on both log-scales;
+    computed in float64). The net's last layer starts at zero, where :math:`F` is one standard
+    logistic's CDF and the layer is the identity. The inverse solves :math:`F` by safeguarded
+    Newton steps (:func:`catlib.flows.mixture_logistic_inverse`). ``ldj`` sums the elementwise
+    log-derivatives over the real nodes.
+
+    Args: as :class:`GraphAffineCoupling`, and ``num_mixtures`` (``M``).
+
+    >>> layer = GraphMixtureCoupling(4, num_mixtures=3, hidden=8, gnn_layers=1)
+    >>> x, adj = torch.randn(2, 3, 4), torch.ones(2, 3, 3, dtype=torch.bool)
+    >>> mask, feats = torch.ones(2, 3, dtype=torch.bool), torch.zeros(2, 3, 1)
+    >>> z, ldj = layer(x, adj, mask, feats)
+    >>> bool(torch.allclose(z, x, atol=1e-6)), ldj.shape  # the identity at initialisation
+    (True, torch.Size([2]))
+    """
+
+    def __init__(self, d: int, parity: int = 0, feature_dim: int = 1, hidden: int = 64, gnn_layers: int = 3,
+                 net: str = "message", heads: int = 4, num_mixtures: int = 8):
+        self.num_mixtures = check_positive_int("num_mixtures", num_mixtures)
+        self.params_per_channel = 2 + 3 * num_mixtures
+        super().__init__(d, parity, feature_dim, hidden, gnn_layers, net, heads)
+        self.scaling_factor = nn.Parameter(torch.zeros(self.n_moved))
+        self.mixture_scaling_factor = nn.Parameter(torch.zeros(self.n_moved, num_mixtures))
+
+    def _params(self, x: Tensor, adjacency: Tensor, mask: Tensor, features: Tensor):
+        raw = self.net(torch.cat([self._fixed(x), features.to(x.dtype)], -1), adjacency, mask)
+        raw = raw.view(*raw.shape[:2], self.n_moved, self.params_per_channel)
+        return mixture_logistic_params(raw, self.scaling_factor, self.mixture_scaling_factor)
+
+    def forward(self, x: Tensor, adjacency: Tensor, mask: Tensor, features: Tensor) -> tuple[Tensor, Tensor]:
+        p = self._params(x, adjacency, mask, features)
+        moved, log_d = mixture_logistic_transform(self._moved(x).double(), p)
+        ldj = torch.where(mask.unsqueeze(-1), log_d, torch.zeros((), dtype=log_d.dtype)).sum((1, 2))
+        return _masked(self._merge(x, moved.to(x.dtype)), mask), ldj.to(x.dtype)
+
+    def inverse(self, z: Tensor, adjacency: Tensor, mask: Tensor, features: Tensor) -> Tensor:
+        p = self._params(z, adjacency, mask, features)
+        return _masked(self._merge(z, mixture_logistic_inverse(self._moved(z).double(), p).to(z.dtype)), mask)
+
+
 class GraphFlow(nn.Module):
     r"""Flow prior over node latents conditioned on the graph (see the module docstring).
 
@@ -145,6 +207,9 @@ class GraphFlow(nn.Module):
             (0: only the degree feature).
         actnorm: include the actnorm layers.
         seed: seeds the initial rotations of the linear layers.
+        coupling: ``"affine"`` (:class:`GraphAffineCoupling`) or ``"mixture"``
+            (:class:`GraphMixtureCoupling` with ``num_mixtures`` logistics).
+        net, heads: the couplings' GraphNet kind (``"message"`` or ``"attention"``) and heads.
 
     Shapes: ``z, u [B, N, d]``, ``adjacency [B, N, N]`` (bool), ``mask [B, N]`` (bool, real nodes),
     ``ldj``, ``log_prob [B]``.
@@ -158,17 +223,24 @@ class GraphFlow(nn.Module):
     """
 
     def __init__(self, d: int, num_steps: int = 6, hidden: int = 64, gnn_layers: int = 3, feature_dim: int = 0,
-                 actnorm: bool = True, seed: int = 0):
+                 actnorm: bool = True, seed: int = 0, coupling: str = "affine", num_mixtures: int = 8,
+                 net: str = "message", heads: int = 4):
         super().__init__()
         self.d = check_positive_int("d", d, minimum=2)
         check_positive_int("num_steps", num_steps)
         self.feature_dim = check_positive_int("feature_dim", feature_dim, minimum=0)
+        if coupling not in GRAPH_COUPLINGS:
+            raise ValueError(f"coupling must be one of {list(GRAPH_COUPLINGS)}, got {coupling!r}")
+        net_options = {"net": net, "heads": heads}
+        if coupling == "mixture":
+            net_options["num_mixtures"] = num_mixtures
+        make = GraphAffineCoupling if coupling == "affine" else GraphMixtureCoupling
         steps: list[nn.Module] = []
         for i in range(num_steps):
             if actnorm:
                 steps.append(NodeActNorm(d))
             steps.append(NodeLinear(d, seed=seed + i))
-            steps.append(GraphAffineCoupling(d, i % 2, feature_dim + 1, hidden, gnn_layers))
+            steps.append(make(d, i % 2, feature_dim + 1, hidden, gnn_layers, **net_options))
         self.steps = nn.ModuleList(steps)
 
     def _prepare(self, z: Tensor, adjacency: Tensor, mask: Tensor, node_features: Tensor | None,

@@ -1,6 +1,6 @@
-r"""A masked message-passing network on padded batches of graphs (GIN / GraphSAGE style).
+r"""Masked graph networks on padded batches of graphs: message passing (GIN / GraphSAGE style) or attention.
 
-Each layer updates every node from itself and the sum and mean of its neighbours,
+A ``"message"`` layer updates every node from itself and the sum and mean of its neighbours,
 
 .. math:: h_i \leftarrow h_i + \mathrm{MLP}\Big(\big[\,\mathrm{LN}(h_i),\ \textstyle\sum_{j \in N(i)}
           \mathrm{LN}(h_j),\ \tfrac{1}{\max(1, |N(i)|)} \sum_{j \in N(i)} \mathrm{LN}(h_j)\,\big]\Big),
@@ -9,6 +9,19 @@ with the neighbourhoods :math:`N(i)` read from ``adjacency`` restricted to real 
 operation is per node or a sum over neighbours, so the network is equivariant to any
 permutation of the nodes, and padded nodes never reach a real node. References: Xu et al.
 (2019), *How powerful are graph neural networks?* (GIN); Hamilton et al. (2017) (GraphSAGE).
+
+An ``"attention"`` layer (graph attention, Velickovic et al., 2018, in the relational form of
+CatNF's graph colouring prior, Lippe & Gavves, 2020) lets each node weigh its neighbours and
+itself. With :math:`x = \mathrm{LN}(h)`, per head a query :math:`q_i = W_q x_i`, a message
+:math:`m_j = W_e x_j` from a neighbour and :math:`m^{self}_i = W_s x_i` from the node itself,
+
+.. math:: \alpha_{ij} = \operatorname{softmax}_{j \in N(i) \cup \{i\}}
+          \mathrm{LeakyReLU}_{0.2}\big(a^\top q_i + b^\top m_j\big),\qquad
+          h_i \leftarrow h_i + W_o\, \mathrm{GELU}\Big(\sum_{j \in N(i)} \alpha_{ij} m_j
+          + \alpha_{ii} m^{self}_i\Big),
+
+with the heads concatenated before :math:`W_o` (the self term uses :math:`m^{self}_i` in both
+places). Sums over neighbours and a softmax over them keep the layer equivariant.
 """
 from __future__ import annotations
 
@@ -17,7 +30,10 @@ from torch import Tensor, nn
 
 from catlib.validation import check_positive_int
 
-__all__ = ["GraphNet", "check_graph_batch"]
+__all__ = ["GraphNet", "GRAPH_LAYERS", "check_graph_batch"]
+
+#: The layer kinds :class:`GraphNet` builds.
+GRAPH_LAYERS = ("message", "attention")
 
 
 def check_graph_batch(adjacency: Tensor, mask: Tensor, batch: int | None = None, nodes: int | None = None) -> None:
@@ -56,6 +72,36 @@ class _MessageLayer(nn.Module):
         return h + self.mlp(torch.cat([x, total, total / degree.clamp(min=1)], -1))
 
 
+class _AttentionLayer(nn.Module):
+    def __init__(self, hidden: int, heads: int):
+        super().__init__()
+        if hidden % heads:
+            raise ValueError(f"an attention layer splits hidden={hidden} into heads={heads}: hidden must be a "
+                             f"multiple of heads")
+        self.heads, self.head_dim = heads, hidden // heads
+        self.norm = nn.LayerNorm(hidden)
+        self.query = nn.Linear(hidden, hidden)
+        self.messages = nn.Linear(hidden, 2 * hidden)  # from a neighbour, from the node itself
+        self.score = nn.Parameter(torch.empty(2, heads, self.head_dim))
+        nn.init.xavier_uniform_(self.score, gain=1.414)
+        self.out = nn.Sequential(nn.GELU(), nn.Linear(hidden, hidden))
+
+    def forward(self, h: Tensor, adj: Tensor, degree: Tensor) -> Tensor:
+        b, n, _ = h.shape
+        x = self.norm(h)
+        q = self.query(x).view(b, n, self.heads, self.head_dim)
+        m = self.messages(x).view(b, n, 2, self.heads, self.head_dim)
+        recv = (q * self.score[0]).sum(-1)  # [b, n, heads]
+        send = (m * self.score[1]).sum(-1)  # [b, n, 2, heads]
+        act = nn.functional.leaky_relu
+        edge = act(recv[:, :, None] + send[:, None, :, 0], 0.2)  # [b, i, j, heads]
+        edge = edge.masked_fill(adj[..., None] == 0, float("-inf"))
+        itself = act(recv + send[:, :, 1], 0.2)  # [b, n, heads]
+        alpha = torch.softmax(torch.cat([edge, itself[:, :, None]], 2), 2)  # over j and the node itself
+        mixed = torch.einsum("bijh,bjhd->bihd", alpha[:, :, :n], m[:, :, 0]) + alpha[:, :, n, :, None] * m[:, :, 1]
+        return h + self.out(mixed.reshape(b, n, -1))
+
+
 class GraphNet(nn.Module):
     """Node-wise outputs of a masked message-passing network: ``[B, N, in_dim] -> [B, N, out_dim]``.
 
@@ -66,6 +112,9 @@ class GraphNet(nn.Module):
         layers: number of message-passing layers (each node sees ``layers`` hops).
         zero_init: start the output layer at zero, so that a coupling built on the net starts
             as the identity.
+        kind: ``"message"`` (sums and means of neighbours) or ``"attention"`` (see the module
+            docstring).
+        heads: attention heads (``hidden`` must be a multiple of it); ``"attention"`` only.
 
     ``forward(h [B, N, in_dim], adjacency [B, N, N] bool, mask [B, N] bool)``: only edges between
     real nodes (``mask``) carry messages; outputs at padded nodes are 0.
@@ -75,16 +124,24 @@ class GraphNet(nn.Module):
     >>> out = net(torch.randn(1, 3, 2), adj, torch.tensor([[True, True, False]]))
     >>> out.shape, out[0, 2].abs().sum().item()
     (torch.Size([1, 3, 3]), 0.0)
+    >>> GraphNet(2, 3, hidden=8, layers=1, kind="attention", heads=2)(torch.randn(1, 3, 2), adj,
+    ...                                                               torch.tensor([[True, True, False]])).shape
+    torch.Size([1, 3, 3])
     """
 
-    def __init__(self, in_dim: int, out_dim: int, hidden: int = 64, layers: int = 3, zero_init: bool = False):
+    def __init__(self, in_dim: int, out_dim: int, hidden: int = 64, layers: int = 3, zero_init: bool = False,
+                 kind: str = "message", heads: int = 4):
         super().__init__()
         self.in_dim = check_positive_int("in_dim", in_dim)
         self.out_dim = check_positive_int("out_dim", out_dim)
         hidden = check_positive_int("hidden", hidden)
         layers = check_positive_int("layers", layers, minimum=0)
+        if kind not in GRAPH_LAYERS:
+            raise ValueError(f"kind must be one of {list(GRAPH_LAYERS)}, got {kind!r}")
+        heads = check_positive_int("heads", heads)
         self.embed = nn.Linear(in_dim, hidden)
-        self.layers = nn.ModuleList(_MessageLayer(hidden) for _ in range(layers))
+        make = (lambda: _MessageLayer(hidden)) if kind == "message" else (lambda: _AttentionLayer(hidden, heads))
+        self.layers = nn.ModuleList(make() for _ in range(layers))
         self.norm = nn.LayerNorm(hidden)
         self.out = nn.Linear(hidden, out_dim)
         if zero_init:
