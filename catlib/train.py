@@ -39,7 +39,7 @@ from catlib.validation import check_positive_int, check_writable_dir
 
 __all__ = ["select_device", "seed_everything", "fit", "FitResult", "save_metrics", "load_checkpoint", "still_falling",
            "finished_run_metrics", "TrainingLoss", "estimate_run", "format_estimate", "fit_defaults", "PRECISIONS",
-           "RESUME_MODES", "CheckpointError", "run_fingerprint", "data_description"]
+           "RESUME_MODES", "CheckpointError", "run_fingerprint", "data_description", "OPTIMIZERS", "schedule_name"]
 
 #: The precisions :func:`fit` trains in: float32, bfloat16 autocast, float16 autocast with loss scaling (CUDA).
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -48,8 +48,25 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 #: the run's settings; ``"ignore-settings"`` resumes it whatever settings wrote it.
 RESUME_MODES = ("check", "ignore-settings")
 
-#: The optimiser and learning-rate schedule of :func:`fit`, as recorded in a run's fingerprint.
+#: The optimiser and learning-rate schedule of :func:`fit` by default, as recorded in a run's fingerprint.
 SCHEDULE = "adam, linear warm-up, cosine decay to 0"
+#: The optimisers :func:`fit` offers: Adam (Kingma & Ba, 2015) and RAdam (Liu et al., 2020; CatNF's).
+OPTIMIZERS = ("adam", "radam")
+
+
+def schedule_name(optimizer: str = "adam", lr_decay: float | None = None) -> str:
+    """How a run of :func:`fit` with ``optimizer`` and ``lr_decay`` is recorded in its fingerprint.
+
+    >>> schedule_name() == SCHEDULE, schedule_name("radam", 0.999975)
+    (True, 'radam, linear warm-up, exponential decay x0.999975 per step')
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
+    if lr_decay is not None and (isinstance(lr_decay, bool) or not isinstance(lr_decay, (int, float))
+                                 or not 0.0 < lr_decay <= 1.0):
+        raise ValueError(f"lr_decay must be None (cosine decay) or a number in (0, 1], got {lr_decay!r}")
+    decay = "cosine decay to 0" if lr_decay is None else f"exponential decay x{lr_decay} per step"
+    return f"{optimizer}, linear warm-up, {decay}"
 
 #: The wall clock of :func:`fit` (seconds); tests replace it with a fake one.
 _clock = time.perf_counter
@@ -128,7 +145,7 @@ def data_description(data: Tensor | Callable) -> dict:
 
 def run_fingerprint(model: nn.Module, data: Tensor | Callable, *, steps: int, batch_size: int, lr: float, seed: int,
                     warmup: int, grad_clip: float | None, precision: str, world_size: int,
-                    settings: dict | None = None) -> dict:
+                    settings: dict | None = None, schedule: str = SCHEDULE) -> dict:
     """Plain data naming everything that defines a training run of :func:`fit` (stored in its checkpoint).
 
     The model's class, ``name``, ``options`` (what :func:`catlib.build_model` was given) and
@@ -147,7 +164,7 @@ def run_fingerprint(model: nn.Module, data: Tensor | Callable, *, steps: int, ba
         "options": getattr(model, "options", None),
         "shapes": {k: list(v.shape) for k, v in model.state_dict().items()}, "data": data_description(data),
         "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr, "warmup": warmup, "grad_clip": grad_clip,
-        "schedule": SCHEDULE, "precision": precision, "world_size": world_size,
+        "schedule": schedule, "precision": precision, "world_size": world_size,
         "settings": settings if settings is not None else {}}, "fingerprint"))
 
 
@@ -378,6 +395,11 @@ def _step(objective: nn.Module, params: list[Tensor], optimizer: torch.optim.Opt
     return logged
 
 
+def _optimizer(name: str, params, lr: float, device: torch.device) -> torch.optim.Optimizer:
+    """The optimiser ``name`` of :func:`fit`: :func:`_adam`, or torch's RAdam for ``"radam"``."""
+    return _adam(params, lr, device) if name == "adam" else torch.optim.RAdam(params, lr=lr)
+
+
 def _adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
     """The Adam optimiser of :func:`fit` (and :func:`estimate_run`) on ``device``.
 
@@ -434,7 +456,8 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
         grad_clip: float | None = 10.0, warmup: int = 100, progress: bool = True,
         desc: str | None = None, *, precision: str | None = None, checkpoint_minutes: float | None = None,
         estimate: bool | None = None, distributed: bool | None = None, resume: str | None = None,
-        settings: dict | None = None, compile: bool | None = None) -> FitResult:
+        settings: dict | None = None, compile: bool | None = None, optimizer: str = "adam",
+        lr_decay: float | None = None) -> FitResult:
     r"""Maximise ``model.log_prob(x).mean()`` with Adam and a cosine learning-rate decay.
 
     A model with its own objective (``model.training_loss(x) -> scalar``, e.g. multinomial
@@ -442,7 +465,11 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
 
     The learning rate of step :math:`s` (of :math:`S`) with :math:`W` warm-up steps is
 
-    .. math:: \eta_s = \eta \,\min\Big(1, \frac{s + 1}{W}\Big)\,\frac{1 + \cos(\pi s / S)}{2}.
+    .. math:: \eta_s = \eta \,\min\Big(1, \frac{s + 1}{W}\Big)\,\frac{1 + \cos(\pi s / S)}{2},
+
+    or, with ``lr_decay`` :math:`= \gamma`, an exponential decay
+    :math:`\eta_s = \eta \min(1, \frac{s + 1}{W})\, \gamma^{s}` (CatNF's schedule, with RAdam:
+    ``optimizer="radam"``).
 
     **Mixed precision.** ``"bf16"`` runs the forward pass (the loss) under
     ``torch.autocast(dtype=torch.bfloat16)`` on CUDA or the CPU; ``"fp16"`` uses float16
@@ -503,6 +530,9 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
             now apply from the next step on, e.g. the cosine schedule over the new ``steps``).
         settings: plain data naming what else defines the run (an experiment's configuration,
             model options that change no shape); part of the fingerprint.
+        optimizer: ``"adam"`` (default) or ``"radam"``.
+        lr_decay: ``None`` (default): cosine decay over ``steps``; a number :math:`\gamma` in
+            (0, 1]: the learning rate is multiplied by it at every step.
         compile: ``False`` (default): run the model eagerly. ``True``: wrap the training
             objective (:class:`TrainingLoss`, inside DistributedDataParallel when there is one)
             in ``torch.compile`` (inductor; random numbers drawn by torch's own operations, so
@@ -559,15 +589,18 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
     rows = ctx.shard(batch_size)
     device = _device_for(ctx, device)
     _check_precision_device(precision, device)
+    schedule = schedule_name(optimizer, lr_decay)
     fingerprint = run_fingerprint(model, data, steps=steps, batch_size=batch_size, lr=lr, seed=seed, warmup=warmup,
                                   grad_clip=grad_clip, precision=precision, world_size=ctx.world_size,
-                                  settings=settings) if path is not None else None
+                                  settings=settings, schedule=schedule) if path is not None else None
     model.to(device).train()
-    optimizer = _adam(model.parameters(), lr, device)
+    optimizer = _optimizer(optimizer, model.parameters(), lr, device)  # the name -> torch's optimiser
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
 
     def lr_at(step: int) -> float:
         ramp = min(1.0, (step + 1) / max(1, warmup))
+        if lr_decay is not None:
+            return lr * ramp * lr_decay ** step
         return lr * ramp * 0.5 * (1 + math.cos(math.pi * step / steps))
 
     seed_everything(rank_seed(seed, ctx.rank))

@@ -1,4 +1,5 @@
 """The training loop: exact resume, stored metrics, damaged, corrupted, unsafe and mismatched checkpoints."""
+import math
 from pathlib import Path
 
 import pytest
@@ -142,13 +143,26 @@ def test_new_options_off_by_default_match_explicit_defaults():
         assert torch.equal(p, q), n
 
 
+def test_radam_with_exponential_decay_sets_each_steps_learning_rate(tmp_path):
+    """CatNF's optimiser: RAdam, and the learning rate multiplied by lr_decay at every step."""
+    path = tmp_path / "radam.pt"
+    result = fit(make(), DATA, steps=8, batch_size=64, lr=0.01, warmup=1, checkpoint=path, progress=False,
+                 optimizer="radam", lr_decay=0.9)
+    group = load_checkpoint(path)["optimizer"]["param_groups"][0]
+    assert group["lr"] == pytest.approx(0.01 * 0.9 ** 7, rel=1e-12)  # the last step's (s = 7)
+    assert "decoupled_weight_decay" in group and "amsgrad" not in group  # RAdam's settings, not Adam's
+    assert len(result.losses) == 8 and all(map(math.isfinite, result.losses))
+
+
 @pytest.mark.parametrize("name, value, message", [
     ("checkpoint_every", 0, "checkpoint_every must be an integer >= 1, got 0"),
     ("precision", "fp8", "precision must be one of 'fp32', 'bf16', 'fp16', got 'fp8'"),
     ("checkpoint_minutes", -1.0, "checkpoint_minutes must be a positive number of minutes or None, got -1.0"),
+    ("optimizer", "sgd", "optimizer must be one of ['adam', 'radam'], got 'sgd'"),
+    ("lr_decay", 1.5, "lr_decay must be None (cosine decay) or a number in (0, 1], got 1.5"),
 ])
 def test_bad_options_name_the_argument(name, value, message):
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         fit(make(), DATA, steps=2, batch_size=4, progress=False, **{name: value})
 
 
@@ -219,6 +233,9 @@ def test_a_checkpoint_of_other_settings_is_refused_with_the_differences(tmp_path
         fit(make(), DATA, steps=20, batch_size=16, checkpoint=path, progress=False, precision="bf16")
     with pytest.raises(CheckpointError, match=r"settings\.init_spread: \(not set\) in the checkpoint, 2\.0 now"):
         fit(make(), DATA, steps=20, batch_size=16, checkpoint=path, progress=False, settings={"init_spread": 2.0})
+    with pytest.raises(CheckpointError, match="schedule: 'adam, linear warm-up, cosine decay to 0' in the checkpoint, "
+                                              "'radam, linear warm-up, exponential decay x0.999 per step' now"):
+        fit(make(), DATA, steps=20, batch_size=16, checkpoint=path, progress=False, optimizer="radam", lr_decay=0.999)
     assert path.read_bytes() == before  # nothing was trained or written
     # the same settings resume (a finished run: nothing more to train)
     again = fit(make(), DATA, steps=20, batch_size=16, checkpoint=path, progress=False)
