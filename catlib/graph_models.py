@@ -63,6 +63,9 @@ class GraphColouringModel(nn.Module):
         latent_dim: ``d >= 2`` of CatNF and TRUFL (argmax uses ``K`` numbers per node).
         flow_steps, hidden, gnn_layers: size of the :class:`GraphFlow` prior (``hidden`` an integer
             width, ``gnn_layers >= 0``).
+        coupling, num_mixtures, net, heads: the prior's couplings (``"affine"``, or CatNF's
+            ``"mixture"`` of ``num_mixtures`` logistics) and their graph networks (``"message"``,
+            or CatNF's ``"attention"`` with ``heads`` heads), see :class:`GraphFlow`.
         q_flow_steps, q_hidden: size of the threshold inverse's conditional flow ``q(u|x)``.
         init_spread: spread of the encodings' initial class shifts.
         init_truncation, support_temperature: TRUFL's, see :class:`~catlib.encodings.CategoricalEncoding`.
@@ -80,7 +83,7 @@ class GraphColouringModel(nn.Module):
     def __init__(self, name: str, num_colours: int = 3, latent_dim: int = 2, flow_steps: int = 6,
                  hidden: int = 64, gnn_layers: int = 3, q_flow_steps: int = 2, q_hidden: tuple[int, ...] = (64,),
                  init_spread: float = 1.0, init_truncation: float = 2.0, support_temperature: float = 0.0,
-                 seed: int = 0):
+                 seed: int = 0, coupling: str = "affine", num_mixtures: int = 8, net: str = "message", heads: int = 4):
         super().__init__()
         if name not in GRAPH_MODELS:
             raise ValueError(f"name must be one of {list(GRAPH_MODELS)}, got {name!r}")
@@ -105,7 +108,8 @@ class GraphColouringModel(nn.Module):
             self.layer = make(1, num_colours, latent_dim, init_spread=init_spread, seed=seed, **extra)
             d = latent_dim
         self.d = d
-        self.flow = GraphFlow(d, num_steps=flow_steps, hidden=hidden, gnn_layers=gnn_layers, seed=seed)
+        self.flow = GraphFlow(d, num_steps=flow_steps, hidden=hidden, gnn_layers=gnn_layers, seed=seed,
+                              coupling=coupling, num_mixtures=num_mixtures, net=net, heads=heads)
         self.last_rejection: RejectionStats | None = None
 
     @property

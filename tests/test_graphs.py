@@ -55,6 +55,19 @@ def test_same_seed_same_data_and_splits_differ(small):
     assert torch.equal(splits["train"].adjacency, small.adjacency[:2])  # a split does not depend on the others
 
 
+def test_chunks_drawn_by_several_processes_give_the_same_set(monkeypatch):
+    import catlib.data.graphs as graphs
+
+    monkeypatch.setattr(graphs, "CHUNK", 4)
+    one = GraphColouring(10, "small", seed=2, method="erdos-renyi", progress=False)
+    two = GraphColouring(10, "small", seed=2, method="erdos-renyi", workers=2, progress=False)
+    for name in ("adjacency", "colours", "num_nodes"):
+        assert torch.equal(getattr(one, name), getattr(two, name)), name
+    # each chunk has its own stream: the first chunk of a longer set is the set of one chunk
+    first = GraphColouring(4, "small", seed=2, method="erdos-renyi", progress=False)
+    assert torch.equal(first.adjacency, one.adjacency[:4]) and not torch.equal(one.colours[:4], one.colours[4:8])
+
+
 def test_planted_average_degree_is_in_catnf_range(small):
     assert 2.3 < small.average_degree.mean() < 3.4
 

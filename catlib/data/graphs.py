@@ -31,7 +31,9 @@ Two ways to draw the edges (``method``):
 
 Each graph comes with one colouring, as in CatNF's data (not all of its colourings, nor a
 uniform draw of them). The set is a deterministic function of its arguments for a given
-OR-Tools version (the solver runs with one worker).
+OR-Tools version (the solver runs with one worker). Graphs are drawn in chunks of
+:data:`CHUNK` graphs, chunk ``c`` from its own random stream, so that the chunks can be drawn
+by several processes (``workers``) and the set does not depend on how many there are.
 
 Graphs are stored padded to the size's maximum number of nodes: ``adjacency [G, n_max, n_max]``
 (bool, symmetric, no self loops), ``mask [G, n_max]`` (real nodes first), ``colours [G, n_max]``
@@ -40,6 +42,7 @@ Graphs are stored padded to the size's maximum number of nodes: ``adjacency [G, 
 from __future__ import annotations
 
 import os
+from concurrent.futures import ProcessPoolExecutor
 from typing import Sequence
 
 import numpy as np
@@ -48,14 +51,16 @@ from torch import Tensor
 
 from catlib.validation import check_positive_int
 
-__all__ = ["GraphColouring", "colour_graph", "conflicting_edges", "is_valid_colouring", "GRAPH_SIZES"]
+__all__ = ["GraphColouring", "colour_graph", "conflicting_edges", "is_valid_colouring", "GRAPH_SIZES", "CHUNK"]
 
 #: Range of the number of nodes, ``(n_min, n_max)``, of each size.
 GRAPH_SIZES = {"small": (10, 20), "large": (25, 50)}
 _PLANTED_DEGREE = {"small": (2.0, 3.0), "large": (3.0, 4.0)}
 _METHODS = ("planted", "erdos-renyi")
 _SPLITS = ("train", "val", "test")
-_FORMAT = "catlib.GraphColouring/1"
+_FORMAT = "catlib.GraphColouring/2"  # 2: drawn in chunks of CHUNK graphs, one random stream each
+#: Graphs per random stream (and per task of the worker processes).
+CHUNK = 1000
 
 
 def _what(x) -> str:
@@ -216,6 +221,20 @@ def _sample_graph(rng: np.random.Generator, size: str, method: str) -> tuple[np.
             raise RuntimeError("CP-SAT found no 3-colouring of a planted 3-colourable graph")
 
 
+def _draw_chunk(streams: list[int], count: int, size: str, method: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``count`` graphs from the random stream ``streams``, padded: ``(adjacency, colours, num_nodes)``."""
+    rng = np.random.default_rng(streams)
+    n_max = GRAPH_SIZES[size][1]
+    adjacency = np.zeros((count, n_max, n_max), dtype=bool)
+    colours = np.zeros((count, n_max), dtype=np.int64)
+    num_nodes = np.zeros(count, dtype=np.int64)
+    for g in range(count):
+        a, c = _sample_graph(rng, size, method)
+        n = len(c)
+        adjacency[g, :n, :n], colours[g, :n], num_nodes[g] = a, c, n
+    return adjacency, colours, num_nodes
+
+
 class GraphColouring:
     """A seeded set of 3-colourable graphs with one valid colouring each (see the module docstring).
 
@@ -226,6 +245,8 @@ class GraphColouring:
         split: ``"train"``, ``"val"`` or ``"test"``: independent random streams of one seed, so
             the three splits never share a stream whatever their sizes.
         method: ``"planted"`` or ``"erdos-renyi"`` (CatNF's recipe).
+        workers: processes drawing the chunks (1: this process); the set is the same for any number.
+        progress: show a progress bar over the chunks (sets of more than one chunk only).
 
     Attributes: ``adjacency [G, n_max, n_max]`` bool, ``mask [G, n_max]`` bool,
     ``colours [G, n_max]`` long (0 at padding), ``num_nodes [G]`` long.
@@ -241,26 +262,38 @@ class GraphColouring:
     num_colours = 3
 
     def __init__(self, num_graphs: int, size: str = "small", seed: int = 0, split: str = "train",
-                 method: str = "planted"):
+                 method: str = "planted", workers: int = 1, progress: bool = True):
         num_graphs = check_positive_int("num_graphs", num_graphs)
         seed = check_positive_int("seed", seed, minimum=0)
+        workers = check_positive_int("workers", workers)
         for name, value, allowed in (("size", size, tuple(GRAPH_SIZES)), ("split", split, _SPLITS),
                                      ("method", method, _METHODS)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
         self.size, self.seed, self.split, self.method = size, seed, split, method
         streams = [seed, _SPLITS.index(split), _METHODS.index(method), list(GRAPH_SIZES).index(size)]
-        rng = np.random.default_rng(streams)
+        tasks = [(streams + [c], min(CHUNK, num_graphs - c * CHUNK), size, method)
+                 for c in range((num_graphs + CHUNK - 1) // CHUNK)]
+        bar = None
+        if progress and len(tasks) > 1:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=num_graphs, desc=f"{size} graphs ({split})", unit="graph")
+        parts = []
+        if workers == 1 or len(tasks) == 1:
+            for task in tasks:
+                parts.append(_draw_chunk(*task))
+                bar is not None and bar.update(task[1])
+        else:
+            with ProcessPoolExecutor(min(workers, len(tasks))) as pool:
+                for task, part in zip(tasks, pool.map(_draw_chunk, *zip(*tasks))):
+                    parts.append(part)
+                    bar is not None and bar.update(task[1])
+        if bar is not None:
+            bar.close()
         n_max = GRAPH_SIZES[size][1]
-        self.adjacency = torch.zeros(num_graphs, n_max, n_max, dtype=torch.bool)
-        self.colours = torch.zeros(num_graphs, n_max, dtype=torch.long)
-        self.num_nodes = torch.zeros(num_graphs, dtype=torch.long)
-        for g in range(num_graphs):
-            a, c = _sample_graph(rng, size, method)
-            n = len(c)
-            self.adjacency[g, :n, :n] = torch.from_numpy(a)
-            self.colours[g, :n] = torch.from_numpy(c)
-            self.num_nodes[g] = n
+        self.adjacency = torch.from_numpy(np.concatenate([p[0] for p in parts]))
+        self.colours = torch.from_numpy(np.concatenate([p[1] for p in parts]))
+        self.num_nodes = torch.from_numpy(np.concatenate([p[2] for p in parts]))
         self.mask = torch.arange(n_max) < self.num_nodes[:, None]
 
     @classmethod
@@ -330,6 +363,9 @@ class GraphColouring:
             raise FileNotFoundError(f"no graph colouring data at {path}")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
+            if state.get("format") == "catlib.GraphColouring/1":
+                raise KeyError("it was written by an older catlib (format 1, one random stream for the whole "
+                               "set); delete it and it is generated again")
             if state.get("format") != _FORMAT:
                 raise KeyError(f"format {state.get('format')!r}")
             self = cls.__new__(cls)
@@ -348,8 +384,10 @@ class GraphColouring:
 
     @classmethod
     def load_or_generate(cls, path: str | os.PathLike, num_graphs: int, size: str = "small", seed: int = 0,
-                         split: str = "train", method: str = "planted") -> "GraphColouring":
-        """:meth:`load` ``path`` if it exists (its settings must match), else generate and :meth:`save`."""
+                         split: str = "train", method: str = "planted", workers: int = 1,
+                         progress: bool = True) -> "GraphColouring":
+        """:meth:`load` ``path`` if it exists (its settings must match), else generate (with
+        ``workers`` processes and a progress bar) and :meth:`save`."""
         if os.path.isfile(path):
             data = cls.load(path)
             found = (len(data), data.size, data.seed, data.split, data.method)
@@ -357,7 +395,7 @@ class GraphColouring:
                 raise ValueError(f"{path} holds (num_graphs, size, seed, split, method) = {found}, expected "
                                  f"{(num_graphs, size, seed, split, method)}; delete it or use another path")
             return data
-        data = cls(num_graphs, size, seed, split, method)
+        data = cls(num_graphs, size, seed, split, method, workers, progress)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         data.save(path)
         return data
