@@ -126,7 +126,10 @@ def test_tiny_run_writes_metrics_and_reuses_them(tmp_path, monkeypatch):
     assert [r["key"] for r in rows] == [key for key, _, _ in exp.ROWS]
     for r in rows:
         assert 0 <= r["validity"] <= 1 and math.isfinite(r["elbo_bpn"]) and math.isfinite(r["iwbo_bpn"])
-        assert r["steps"] == 6 and len(r["samples"]) == 6
+        assert r["steps"] == 6 and len(r["samples"]) == 6 and r["size"] == "small"
+    rnn = rows[0]
+    assert rnn["name"] == exp.RNN and rnn["exact"] and rnn["iwbo_k"] == 1 and rnn["elbo_bpn"] == rnn["iwbo_bpn"]
+    assert not any(r["exact"] for r in rows[1:])
     trufl = rows[-1]
     assert trufl["rejection"] and trufl["accepted"] >= 6 and [t["step"] for t in trufl["rejection_trace"]] == [0, 3, 6]
     assert (tmp_path / "tiny" / "trufl.pt").exists()
@@ -144,6 +147,7 @@ def test_tiny_run_writes_metrics_and_reuses_them(tmp_path, monkeypatch):
 
 def test_budget_ratio_is_graphs_seen_over_the_papers_and_sets_the_status():
     cpu = exp.PROFILES["cpu"]
+    assert exp.run_budget_ratio(cpu, exp.RNN) == pytest.approx(6000 * 64 / (100_000 * 128))
     assert exp.run_budget_ratio(cpu) == pytest.approx(6000 * 64 / (200_000 * 384))
     assert exp.run_budget_ratio(dataclasses.replace(cpu, size="large")) == pytest.approx(6000 * 64 / (200_000 * 128))
     assert exp.result_fields("validity", 0.95, 0.9456, "cpu", cpu)["status"] == "reproduced"
@@ -154,9 +158,22 @@ def test_budget_ratio_is_graphs_seen_over_the_papers_and_sets_the_status():
     assert exp.result_fields("bits", 0.84, None, "cpu", cpu)["status"] == "ours only"
 
 
-def test_the_paper_profile_is_not_built_yet(tmp_path):
-    from catlib.experiments import ProfileNotReady
+def test_the_paper_profiles_are_catnf_and_trufl_settings():
+    from catlib.experiments import paper_mismatches
 
-    with pytest.raises(ProfileNotReady, match="issue 15"):
-        exp.run_graphs("full", tmp_path)
-    assert {s.key for s in exp.PAPER_SETTINGS} >= {"steps", "batch_size", "train_size"}
+    small, large = exp.PROFILES["paper"], exp.PROFILES["paper-large"]
+    assert paper_mismatches(exp.PAPER_SETTINGS, small) == []
+    assert paper_mismatches(exp.PAPER_SETTINGS_LARGE, large) == []
+    assert (small.steps, small.batch_size, small.train_size, small.size) == (200_000, 384, 192_000, "small")
+    assert (large.batch_size, large.train_size, large.test_size, large.size) == (128, 450_000, 30_000, "large")
+    # CatNF's own row on large graphs keeps CatNF's setting; TRUFL's rows use TRUFL's appendix C.2
+    assert large.training("catnf") == {"steps": 200_000, "batch_size": 128, "lr": 7.5e-4}
+    assert large.training("trufl")["lr"] == 3e-4
+    assert {**large.model, **large.encoding["catnf"]}["latent_dim"] == 6 and large.model["latent_dim"] == 2
+    assert large.training(exp.RNN) == {"steps": 100_000, "batch_size": 128, "lr": 7.5e-4}
+    # every profile has a large sibling, and the paper's large column is read for it
+    for name in ("smoke", "cpu", "paper"):
+        assert exp.PROFILES[f"{name}-large"].size == "large" and exp.PROFILES[name].size == "small"
+    assert exp.paper_columns("large") == (4, 5)
+    models = {name: exp.build(name, large) for name in ("catnf", "trufl")}
+    assert models["catnf"].d == 6 and models["trufl"].d == 2

@@ -93,12 +93,15 @@ def test_command_line_takes_full_and_defaults_to_cpu(name):
     assert "alias of paper" in parser.format_help()
 
 
-def test_graphs_paper_profile_says_not_yet(capsys):
-    from catlib.experiments import graphs
-
+def test_a_profile_not_built_yet_is_refused_with_its_reason(capsys):
+    profiles = {"smoke": 1, "cpu": 2, "paper": NotYet("it needs issue 99")}
+    parser = experiment_parser("x", profiles, "ck")
     with pytest.raises(SystemExit):
-        graphs.main(["--profile", "paper"])
-    assert "not built yet" in capsys.readouterr().err
+        parser.parse_args(["--profile", "full"])
+    err = capsys.readouterr().err
+    assert "not built yet" in err and "issue 99" in err
+    with pytest.raises(ProfileNotReady, match="it needs issue 99"):
+        check_profile("paper", profiles)
 
 
 def test_budget_ratio_needs_a_positive_paper_budget():

@@ -1,17 +1,21 @@
-"""The TRUFL paper's Table 1 (graph colouring, small graphs) on our generated graphs.
+"""The TRUFL paper's Table 1 (graph colouring, small and large graphs) on graphs made with CatNF's recipe.
 
-``run_graphs(profile)`` trains (or reloads from checkpoints) CatNF, the argmax flow with
-thresholding and TRUFL, each a per-node categorical layer under a graph-conditioned flow prior
-(:class:`catlib.graph_models.GraphColouringModel`), and evaluates them on the test graphs: the
-ELBO and IWBO in bits per node, and the validity of one sampled colouring per test graph. TRUFL
-gives two rows, sampled with and without rejection sampling; its rejection rate is measured
-every ``rejection_every`` training steps (the paper's Figure 3). A finished run's metrics live
-in its checkpoint, so a second call only reads them. From the shell:
-``python -m catlib.experiments.graphs --profile cpu --checkpoint-dir checkpoints/09_graph_colouring``.
+``run_graphs(profile)`` trains (or reloads from checkpoints) CatNF's autoregressive baseline
+(:class:`catlib.graph_rnn.GraphColouringRNN`, largest-first order), CatNF, the argmax flow with
+thresholding and TRUFL, the last three a per-node categorical layer under a graph-conditioned
+flow prior (:class:`catlib.graph_models.GraphColouringModel`), and evaluates them on the test
+graphs: the ELBO and IWBO in bits per node (the baseline's exact likelihood), and the validity of
+one sampled colouring per test graph. TRUFL gives two rows, sampled with and without rejection
+sampling; its rejection rate is measured every ``rejection_every`` training steps (the paper's
+Figure 3). A finished run's metrics live in its checkpoint, so a second call only reads them.
+From the shell:
+``python -m catlib.experiments graphs --profile cpu --checkpoint-dir checkpoints/09_graph_colouring``.
 
-Profiles: ``smoke`` (CI) and ``cpu`` (the committed results: 6000 steps of 64 graphs per model).
-The ``paper`` profile, CatNF's setting that TRUFL uses (:data:`PAPER_SETTINGS`: 200,000
-iterations of 384 small graphs), is not built yet (:class:`~catlib.experiments.NotYet`).
+Profiles, each for small graphs (10-20 nodes) and, with the suffix ``-large``, large ones
+(25-50 nodes): ``smoke`` (CI), ``cpu`` (the committed results) and ``paper``: CatNF's setting,
+which TRUFL's Table 1 uses (:data:`PAPER_SETTINGS`, :data:`PAPER_SETTINGS_LARGE`): 200,000
+iterations of 384 small graphs (128 large ones) with RAdam, over a prior of 8 mixture-of-logistics
+couplings (TRUFL's large graphs: 10) whose graph attention networks have 4 layers of width 384.
 """
 from __future__ import annotations
 
@@ -24,21 +28,22 @@ import torch
 from torch import Tensor, nn
 
 from catlib.data.graphs import GraphColouring, is_valid_colouring
-from catlib.experiments import (NOT_GIVEN, NotYet, Setting, budget_ratio, canonical_profile, check_profile,
+from catlib.experiments import (NOT_GIVEN, Setting, budget_ratio, canonical_profile, check_profile,
                                 checkpoint_folder, experiment_parser, writable_dir_or_error)
 from catlib.graph_models import GRAPH_MODELS, GraphColouringModel, bits_per_node
+from catlib.graph_rnn import GraphColouringRNN
 from catlib.results import row_status
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
 
-__all__ = ["PROFILES", "PAPER_SETTINGS", "PAPER_BUDGET", "run_budget_ratio", "TOLERANCES",
-           "result_fields", "TABLE1", "ROWS", "GraphsConfig", "build", "load_data", "run_one", "run_graphs",
-           "load_model", "evaluate_samples"]
+__all__ = ["PROFILES", "PAPER_SETTINGS", "PAPER_SETTINGS_LARGE", "PAPER_BUDGET", "run_budget_ratio", "TOLERANCES",
+           "result_fields", "TABLE1", "ROWS", "NAMES", "RNN", "GraphsConfig", "build", "load_data", "run_one",
+           "run_graphs", "load_model", "evaluate_samples", "paper_columns"]
 
 #: The TRUFL paper's Table 1 (means over 3 seeds): ``(key, label, small validity, small bpd,
 #: large validity, large bpd)``; validity as a fraction, bpd in bits per node. The RNN row is
-#: CatNF's autoregressive baseline, which we do not run. For large graphs the paper also
-#: reports CatNF with other hyperparameters (68.06% / 0.45); the bpd of TRUFL without rejection
-#: sampling is the same model's as with it (the bound does not depend on how we sample).
+#: CatNF's autoregressive baseline. For large graphs the paper also reports CatNF with TRUFL's
+#: hyperparameters (68.06% / 0.45); the bpd of TRUFL without rejection sampling is the same
+#: model's as with it (the bound does not depend on how we sample).
 TABLE1 = [
     ("rnn-largest-first", "RNN + largest first", 0.9341, 0.68, 0.7132, 0.43),
     ("catnf", "CatNF", 0.9456, 0.67, 0.6680, 0.45),
@@ -46,22 +51,36 @@ TABLE1 = [
     ("trufl", "TRUFL, no rejection sampling", 0.9540, 0.65, 0.6810, 0.45),
     ("trufl-rs", "TRUFL, rejection sampling", 0.9590, 0.65, 0.7420, 0.45),
 ]
+#: The autoregressive baseline's model name.
+RNN = "rnn-largest-first"
+#: Every model the experiment trains.
+NAMES = (RNN, *GRAPH_MODELS)
 #: Our rows: ``(row key, trained model, rejection sampling)``.
-ROWS = [("catnf", "catnf", False), ("argmax-threshold", "argmax-threshold", False),
+ROWS = [(RNN, RNN, False), ("catnf", "catnf", False), ("argmax-threshold", "argmax-threshold", False),
         ("trufl", "trufl", False), ("trufl-rs", "trufl", True)]
+
+
+def paper_columns(size: str) -> tuple[int, int]:
+    """The indices of a :data:`TABLE1` row's validity and bits per node for ``size`` (``"small"`` / ``"large"``)."""
+    return (2, 3) if size == "small" else (4, 5)
 
 
 @dataclass
 class GraphsConfig:
     """Sizes of one profile.
 
-    Training draws ``batch_size`` graphs with replacement from ``train_size`` small graphs and
-    renames their colours by a random permutation each time. Evaluation: the ELBO on all
-    ``test_size`` test graphs, the IWBO with ``iwbo_k`` samples on the first ``iwbo_size``,
-    one sampled colouring per test graph. TRUFL's rejection rate is measured every
-    ``rejection_every`` steps with ``rejection_draws`` prior draws on each of the first
-    ``rejection_graphs`` test graphs. ``model`` holds :class:`GraphColouringModel` options of
-    every model, ``encoding`` extra options by model name.
+    Training draws ``batch_size`` graphs with replacement from ``train_size`` graphs of ``size``
+    (made by ``method``, :class:`catlib.data.graphs.GraphColouring`) and renames their colours by
+    a random permutation each time, for ``steps`` steps of ``optimizer`` (``"adam"`` or
+    ``"radam"``) at ``lr`` (``model_lr[name]`` for the model ``name``) with ``warmup`` steps of
+    warm-up, a cosine decay (``lr_decay=None``) or a factor ``lr_decay`` per step, and gradients
+    clipped to norm ``grad_clip``. Evaluation: the ELBO on all ``test_size`` test graphs, the IWBO
+    with ``iwbo_k`` samples on the first ``iwbo_size``, one sampled colouring per test graph.
+    TRUFL's rejection rate is measured every ``rejection_every`` steps with ``rejection_draws``
+    prior draws on each of the first ``rejection_graphs`` test graphs. ``model`` holds
+    :class:`GraphColouringModel` options of every flow model, ``encoding`` extra options by model
+    name; the autoregressive baseline takes ``rnn`` (:class:`GraphColouringRNN` options) and trains
+    ``rnn_steps`` steps of ``rnn_batch_size`` graphs (``None``: ``steps`` / ``batch_size``).
     """
 
     steps: int
@@ -70,6 +89,11 @@ class GraphsConfig:
     batch_size: int = 64
     lr: float = 1e-3
     size: str = "small"
+    method: str = "erdos-renyi"
+    optimizer: str = "adam"
+    lr_decay: float | None = None
+    grad_clip: float | None = 10.0
+    warmup: int = 100
     iwbo_k: int = 32
     iwbo_size: int = 500
     eval_batch: int = 256
@@ -78,6 +102,17 @@ class GraphsConfig:
     rejection_draws: int = 4
     model: dict = field(default_factory=dict)
     encoding: dict = field(default_factory=dict)
+    model_lr: dict = field(default_factory=dict)
+    rnn: dict = field(default_factory=dict)
+    rnn_steps: int | None = None
+    rnn_batch_size: int | None = None
+
+    def training(self, name: str) -> dict:
+        """``steps``, ``batch_size`` and ``lr`` of the model ``name``."""
+        rnn = name == RNN
+        return {"steps": self.rnn_steps if rnn and self.rnn_steps else self.steps,
+                "batch_size": self.rnn_batch_size if rnn and self.rnn_batch_size else self.batch_size,
+                "lr": self.model_lr.get(name, self.lr)}
 
 
 #: TRUFL trains with soft support edges (:class:`catlib.encodings.CategoricalEncoding`). Unlike
@@ -85,49 +120,116 @@ class GraphsConfig:
 #: most of the prior outside them, and a graph's sample needs *every* node inside a support, so
 #: rejection sampling would accept almost nothing until the prior has learned.
 ENCODING = {"trufl": {"support_temperature": 0.02}}
+#: CatNF's optimiser (general/train.py defaults of its code): RAdam, the learning rate times
+#: 0.999975 after every step, no warm-up, gradients clipped to norm 0.25.
+_CATNF_OPT = {"optimizer": "radam", "lr_decay": 0.999975, "grad_clip": 0.25, "warmup": 0}
+#: CatNF's graph prior (graph_node_flow.py): mixture-of-logistics couplings over relational graph
+#: attention networks of 4 layers of width 384.
+_CATNF_PRIOR = {"hidden": 384, "gnn_layers": 4, "coupling": "mixture", "net": "attention", "heads": 4}
+#: CatNF's RNN command (its README, large graphs): 100,000 iterations of 128 graphs, 5 layers of 384.
+_CATNF_RNN = {"rnn": {"hidden": 384, "gnn_layers": 5, "net": "attention", "heads": 4}, "rnn_steps": 100_000,
+              "rnn_batch_size": 128}
+_SMOKE = dict(steps=60, train_size=64, test_size=32, batch_size=16, iwbo_k=4, iwbo_size=16, rejection_every=20,
+              rejection_graphs=16, rejection_draws=2,
+              model={"flow_steps": 2, "latent_dim": 2, "hidden": 16, "gnn_layers": 2, "q_flow_steps": 1,
+                     "q_hidden": (16,), "coupling": "mixture", "num_mixtures": 4, "net": "attention"},
+              rnn={"hidden": 16, "gnn_layers": 2}, encoding=ENCODING, **_CATNF_OPT)
+_CPU = dict(steps=6000, test_size=500, batch_size=64, lr=7.5e-4, iwbo_k=32, iwbo_size=500, rejection_every=100,
+            rejection_graphs=64, rejection_draws=4,
+            model={"flow_steps": 6, "latent_dim": 2, "hidden": 64, "gnn_layers": 3, "q_flow_steps": 2,
+                   "q_hidden": (64,), "coupling": "mixture", "num_mixtures": 8, "net": "attention"},
+            rnn={"hidden": 64, "gnn_layers": 4}, encoding=ENCODING, **_CATNF_OPT)
 
 PROFILES = {
-    "smoke": GraphsConfig(steps=60, train_size=64, test_size=32, batch_size=16, iwbo_k=4, iwbo_size=16,
-                          rejection_every=20, rejection_graphs=16, rejection_draws=2,
-                          model={"flow_steps": 2, "hidden": 16, "gnn_layers": 2, "q_flow_steps": 1,
-                                 "q_hidden": (16,)}, encoding=ENCODING),
-    "cpu": GraphsConfig(steps=6000, train_size=4000, test_size=500, batch_size=64, lr=5e-4, iwbo_k=32,
-                        iwbo_size=500, rejection_every=100, rejection_graphs=64, rejection_draws=4,
-                        model={"flow_steps": 6, "hidden": 64, "gnn_layers": 3, "q_flow_steps": 2,
-                               "q_hidden": (64,)}, encoding=ENCODING),
-    "paper": NotYet("graph colouring at TRUFL's setting (CatNF's generator and prior, 200k iterations of 384 "
-                    "graphs) is issue 15; use --profile cpu"),
+    "smoke": GraphsConfig(**_SMOKE),
+    "smoke-large": GraphsConfig(**{**_SMOKE, "train_size": 32, "test_size": 16, "iwbo_size": 8, "rejection_graphs": 8,
+                                   "encoding": {**ENCODING, "catnf": {"flow_steps": 2, "latent_dim": 6}}},
+                                size="large", model_lr={"catnf": 7.5e-4}),
+    "cpu": GraphsConfig(train_size=4000, **_CPU),
+    # large graphs: CatNF's row with CatNF's 6 latent numbers per node, as in the paper profile
+    "cpu-large": GraphsConfig(train_size=4000, size="large", **{**_CPU, "encoding": {
+        **ENCODING, "catnf": {"flow_steps": 6, "latent_dim": 6}}}, model_lr={"catnf": 7.5e-4}),
+    "paper": GraphsConfig(
+        steps=200_000, train_size=192_000, test_size=24_000, batch_size=384, lr=7.5e-4, iwbo_k=32,
+        iwbo_size=24_000, eval_batch=512, model={"flow_steps": 8, "latent_dim": 2, "num_mixtures": 8, "q_flow_steps": 2,
+                                                 "q_hidden": (384,), **_CATNF_PRIOR},
+        encoding=ENCODING, **_CATNF_OPT, **_CATNF_RNN),
+    # TRUFL's appendix C.2 (Table 6) for its own rows; CatNF's row at CatNF's README setting
+    "paper-large": GraphsConfig(
+        steps=200_000, train_size=450_000, test_size=30_000, batch_size=128, lr=3e-4, size="large", iwbo_k=32,
+        iwbo_size=30_000, eval_batch=256, model={"flow_steps": 10, "latent_dim": 2, "num_mixtures": 16,
+                                                 "q_flow_steps": 2, "q_hidden": (384,), **_CATNF_PRIOR},
+        encoding={**ENCODING, "catnf": {"flow_steps": 8, "latent_dim": 6}}, model_lr={"catnf": 7.5e-4, RNN: 7.5e-4},
+        **_CATNF_OPT, **_CATNF_RNN),
 }
 
-_CATNF_README = "CatNF code, experiments/graph_coloring/README.md (small graphs)"
-_CATNF_TRAIN = "CatNF code, experiments/graph_coloring/train.py default"
-#: CatNF's small-graph setting, which TRUFL's Table 1 uses (its appendix C.2 changes only the
-#: large graphs' run). The ``paper`` profile that will hold it is not built yet, so no test
-#: compares it with a config; :func:`run_budget_ratio` uses its steps and batch.
+_CATNF_README = "CatNF code, experiments/graph_coloring/README.md"
+_CATNF_TRAIN = "CatNF code, general/train.py default"
+_CATNF_FLOW = "CatNF code, experiments/graph_coloring/graph_node_flow.py"
+_CATNF_GEN = "CatNF code, datasets/graph_coloring_generation.py"
+_TRUFL_C2 = "TRUFL paper, appendix C.2, Table 6"
+_COMMON = [
+    Setting("graph generator", "method", "erdos-renyi", _CATNF_GEN),
+    Setting("optimiser", "optimizer", "radam", _CATNF_TRAIN + " (optimizer 4)"),
+    Setting("learning-rate factor per step", "lr_decay", 0.999975, _CATNF_TRAIN + " (lr_decay_factor)"),
+    Setting("gradient clipping (max norm)", "grad_clip", 0.25, _CATNF_TRAIN + " (max_gradient_norm)"),
+    Setting("prior: hidden size", "model.hidden", 384, _CATNF_FLOW + " (coupling_hidden_size)"),
+    Setting("prior: layers per coupling network", "model.gnn_layers", 4, _CATNF_FLOW + " (coupling_hidden_layers)"),
+    Setting("prior: coupling", "model.coupling", "mixture", _CATNF_FLOW + " (MixtureCDFCoupling)"),
+    Setting("prior: graph network", "model.net", "attention", _CATNF_FLOW + " (RelationGraphAttention)"),
+    Setting("RNN: training steps", "rnn_steps", 100_000, _CATNF_README + " (RNN command, large graphs)"),
+    Setting("RNN: batch size", "rnn_batch_size", 128, _CATNF_README + " (RNN command, large graphs)"),
+    Setting("RNN: layers", "rnn.gnn_layers", 5, _CATNF_README + " (RNN command, large graphs)"),
+    Setting("RNN: hidden size", "rnn.hidden", 384, "CatNF code, graph_node_rnn.py default"),
+    Setting("warm-up steps", "warmup", 0, _CATNF_TRAIN + " (warm-up only for optimizer 5)"),
+    Setting("argmax: steps of q(u|x)'s flow", "model.q_flow_steps", NOT_GIVEN),
+    Setting("argmax: hidden sizes of q(u|x)'s flow", "model.q_hidden", NOT_GIVEN),
+    Setting("IWBO samples", "iwbo_k", NOT_GIVEN),
+]
+#: CatNF's small-graph setting, which TRUFL's Table 1 uses for small graphs.
 PAPER_SETTINGS = [
     Setting("training steps", "steps", 200_000, _CATNF_README),
     Setting("batch size (graphs)", "batch_size", 384, _CATNF_README),
-    Setting("learning rate", "lr", 7.5e-4, _CATNF_README + ", optimiser RAdam"),
+    Setting("learning rate", "lr", 7.5e-4, _CATNF_README),
     Setting("training graphs", "train_size", 192_000, _CATNF_README),
     Setting("test graphs", "test_size", 24_000, _CATNF_README),
-    Setting("prior: coupling steps", "model.flow_steps", 8, _CATNF_TRAIN + " (coupling_num_flows)"),
-    Setting("prior: hidden size", "model.hidden", 384, _CATNF_TRAIN + " (coupling_hidden_size)"),
-    Setting("prior: layers per coupling network", "model.gnn_layers", 4, _CATNF_TRAIN + " (coupling_hidden_layers)"),
-    Setting("IWBO samples", "iwbo_k", NOT_GIVEN),
+    Setting("prior: coupling steps", "model.flow_steps", 8, _CATNF_FLOW + " (coupling_num_flows)"),
+    Setting("prior: logistics per coupling", "model.num_mixtures", 8, _CATNF_README + " (coupling_num_mixtures)"),
+    Setting("latent numbers per node", "model.latent_dim", 2, _CATNF_README + " (encoding_dim)"),
+    *_COMMON,
+]
+#: The large graphs: TRUFL's own hyperparameters for its rows (and argmax's), CatNF's for CatNF's row.
+PAPER_SETTINGS_LARGE = [
+    Setting("training steps", "steps", 200_000, _CATNF_README),
+    Setting("batch size (graphs)", "batch_size", 128, _TRUFL_C2),
+    Setting("learning rate", "lr", 3e-4, _TRUFL_C2),
+    Setting("training graphs", "train_size", 450_000, _CATNF_README),
+    Setting("test graphs", "test_size", 30_000, _CATNF_README),
+    Setting("prior: coupling steps", "model.flow_steps", 10, _TRUFL_C2),
+    Setting("prior: logistics per coupling", "model.num_mixtures", 16, _CATNF_README + " (coupling_num_mixtures)"),
+    Setting("latent numbers per node", "model.latent_dim", 2, _TRUFL_C2),
+    Setting("CatNF: coupling steps", "encoding.catnf.flow_steps", 8, _CATNF_FLOW + " (default)"),
+    Setting("CatNF: latent numbers per node", "encoding.catnf.latent_dim", 6, _CATNF_README),
+    Setting("CatNF: learning rate", "model_lr.catnf", 7.5e-4, _CATNF_README),
+    *_COMMON,
 ]
 #: Graphs the paper's run trained on, by graph size: CatNF's 200,000 iterations of 384 small
 #: graphs or 128 large ones (TRUFL's appendix C.2 keeps 128 for the large graphs).
 PAPER_BUDGET = {"small": 200_000 * 384, "large": 200_000 * 128}
+#: Graphs CatNF's RNN command trains on (given for the large graphs; we use it for both sizes).
+PAPER_BUDGET_RNN = 100_000 * 128
 
 
 def run_budget_ratio(config: GraphsConfig, name: str | None = None) -> float | None:
-    """Graphs our run trains on (steps x batch) over the paper's run's (:data:`PAPER_BUDGET`);
-    every model trains equally long, so ``name`` does not matter.
+    """Graphs our run of ``name`` trains on (steps x batch) over the paper's run's
+    (:data:`PAPER_BUDGET`, :data:`PAPER_BUDGET_RNN` for the RNN); ``name=None``: the flows.
 
     >>> round(run_budget_ratio(PROFILES["cpu"]), 4)
     0.005
     """
-    return budget_ratio(config.steps * config.batch_size, PAPER_BUDGET.get(config.size))
+    t = config.training(name or "catnf")
+    paper = PAPER_BUDGET_RNN if name == RNN else PAPER_BUDGET.get(config.size)
+    return budget_ratio(t["steps"] * t["batch_size"], paper)
 
 
 #: A results row is "reproduced" within this distance of the paper's number (``"close"`` within
@@ -136,39 +238,48 @@ def run_budget_ratio(config: GraphsConfig, name: str | None = None) -> float | N
 TOLERANCES = {"validity": 0.01, "bits": 0.02}
 
 
-def result_fields(kind: str, ours: float | None, paper: float | None, profile: str, config: GraphsConfig) -> dict:
-    """``status`` and ``budget_ratio`` of one results row; ``kind`` is ``"validity"`` or ``"bits"``
-    (:data:`TOLERANCES`).
+def result_fields(kind: str, ours: float | None, paper: float | None, profile: str, config: GraphsConfig,
+                  name: str | None = None) -> dict:
+    """``status`` and ``budget_ratio`` of one results row of the model ``name`` (``None``: a
+    flow); ``kind`` is ``"validity"`` or ``"bits"`` (:data:`TOLERANCES`).
 
     >>> result_fields("validity", 0.366, 0.9456, "cpu", PROFILES["cpu"])["status"]
     'undertrained'
     """
-    ratio = run_budget_ratio(config)
+    ratio = run_budget_ratio(config, name)
     return {"status": row_status(ours, paper, TOLERANCES[kind], profile=profile, budget_ratio=ratio),
             "budget_ratio": ratio}
 
 
-def build(name: str, config: GraphsConfig, seed: int = 0) -> GraphColouringModel:
+def build(name: str, config: GraphsConfig, seed: int = 0) -> GraphColouringModel | GraphColouringRNN:
     """The untrained model ``name`` at the sizes of ``config``."""
-    return GraphColouringModel(name, **config.model, **config.encoding.get(name, {}), seed=seed)
+    if name == RNN:
+        return GraphColouringRNN(**config.rnn)
+    return GraphColouringModel(name, **{**config.model, **config.encoding.get(name, {})}, seed=seed)
 
 
-def load_data(config: GraphsConfig, seed: int = 0, data_dir: str | Path | None = None) -> dict[str, GraphColouring]:
-    """``{"train": ..., "test": ...}`` of ``config``; cached under ``data_dir/graph_colouring`` if given."""
+def load_data(config: GraphsConfig, seed: int = 0, data_dir: str | Path | None = None, workers: int = 1,
+              progress: bool = True) -> dict[str, GraphColouring]:
+    """``{"train": ..., "test": ...}`` of ``config``, drawn by ``workers`` processes; cached under
+    ``data_dir/graph_colouring`` if given (made once, read afterwards)."""
     out = {}
     for split, n in (("train", config.train_size), ("test", config.test_size)):
         if data_dir is None:
-            out[split] = GraphColouring(n, config.size, seed, split)
+            out[split] = GraphColouring(n, config.size, seed, split, config.method, workers, progress)
         else:
-            path = Path(data_dir) / "graph_colouring" / f"{config.size}_{split}_{n}_seed{seed}.pt"
-            out[split] = GraphColouring.load_or_generate(path, n, config.size, seed, split)
+            path = Path(data_dir) / "graph_colouring" / f"{config.size}_{config.method}_{split}_{n}_seed{seed}.pt"
+            out[split] = GraphColouring.load_or_generate(path, n, config.size, seed, split, config.method, workers,
+                                                         progress)
     return out
 
 
 class _Packed(nn.Module):
-    """``fit`` passes one tensor per batch: colours, mask and adjacency packed as ``[B, N, N + 2]``."""
+    """``fit`` passes one tensor per batch: colours, mask and adjacency packed as ``[B, N, N + 2]``.
 
-    def __init__(self, model: GraphColouringModel):
+    The RNN trains on its one-position estimate of the log-likelihood (one network pass), the
+    flows on their one-sample ELBO."""
+
+    def __init__(self, model: GraphColouringModel | GraphColouringRNN):
         super().__init__()
         self.model = model
 
@@ -177,11 +288,12 @@ class _Packed(nn.Module):
         return torch.cat([colours.unsqueeze(-1), mask.long().unsqueeze(-1), adjacency.long()], -1)
 
     def log_prob(self, packed: Tensor) -> Tensor:
-        return self.model.log_prob(packed[..., 0], packed[..., 2:].bool(), packed[..., 1].bool())
+        objective = self.model.log_prob_estimate if isinstance(self.model, GraphColouringRNN) else self.model.log_prob
+        return objective(packed[..., 0], packed[..., 2:].bool(), packed[..., 1].bool())
 
 
 @torch.no_grad()
-def _bounds_bpn(model: GraphColouringModel, data: GraphColouring, count: int, k: int, graphs_per_batch: int) -> float:
+def _bounds_bpn(model: GraphColouringModel | GraphColouringRNN, data: GraphColouring, count: int, k: int, graphs_per_batch: int) -> float:
     """Mean over the first ``count`` graphs of the bound's bits per node."""
     out = []
     for start in range(0, count, graphs_per_batch):
@@ -220,7 +332,8 @@ def run_one(name: str, config: GraphsConfig, checkpoint: Path | None, seed: int 
     """Train one model (or reload it) and evaluate it; returns the stored metrics."""
     device = select_device(device)
     wanted = {"config": asdict(config), "seed": seed, "name": name}
-    finished = finished_run_metrics(checkpoint, wanted, config.steps)
+    training = config.training(name)
+    finished = finished_run_metrics(checkpoint, wanted, training["steps"])
     if finished is not None:
         return finished
     data = data or load_data(config, seed)
@@ -255,23 +368,26 @@ def run_one(name: str, config: GraphsConfig, checkpoint: Path | None, seed: int 
         idx = torch.randint(len(train), (n,), generator=g)
         return packed.pack(*train.batch(idx, permute_colours=True, generator=g))
 
-    result = fit(packed, draw, steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=seed,
-                 device=device, checkpoint=checkpoint, progress=progress, desc=name, settings=wanted)
+    result = fit(packed, draw, **training, seed=seed, device=device, checkpoint=checkpoint, progress=progress,
+                 desc=name, settings=wanted, optimizer=config.optimizer, lr_decay=config.lr_decay,
+                 grad_clip=config.grad_clip, warmup=config.warmup)
     model.eval()
     if model.truncated:
-        measure(config.steps)
+        measure(training["steps"])
     start = time.perf_counter()
     torch.manual_seed(seed)
-    elbo = _bounds_bpn(model, test, len(test), 1, config.eval_batch)
-    iwbo = _bounds_bpn(model, test, min(config.iwbo_size, len(test)), config.iwbo_k,
-                       max(1, config.eval_batch // config.iwbo_k))
+    exact = name == RNN  # the RNN's likelihood is exact: its "ELBO" and "IWBO" are that number
+    per_graph_passes = int(test.num_nodes.max()) if exact else 1
+    elbo = _bounds_bpn(model, test, len(test), 1, max(1, config.eval_batch // per_graph_passes))
+    iwbo = elbo if exact else _bounds_bpn(model, test, min(config.iwbo_size, len(test)), config.iwbo_k,
+                                          max(1, config.eval_batch // config.iwbo_k))
     samplings = {}
     for rejection in ((False, True) if model.truncated else (False,)):
         for greedy in (False, True):
             key = f"{'rejection' if rejection else 'plain'}{'_greedy' if greedy else ''}"
             samplings[key] = evaluate_samples(model, test, rejection, greedy, seed, config.eval_batch)
-    metrics = {"elbo_bpn": elbo, "iwbo_bpn": iwbo, "iwbo_k": config.iwbo_k,
-               "iwbo_graphs": min(config.iwbo_size, len(test)), "test_graphs": len(test),
+    metrics = {"elbo_bpn": elbo, "iwbo_bpn": iwbo, "iwbo_k": 1 if exact else config.iwbo_k, "exact": exact,
+               "iwbo_graphs": len(test) if exact else min(config.iwbo_size, len(test)), "test_graphs": len(test),
                "samplings": samplings, "rejection_trace": trace, "steps": result.steps,
                "train_seconds": result.seconds, "eval_seconds": time.perf_counter() - start,
                "device": str(device), "parameters": sum(p.numel() for p in model.parameters()),
@@ -282,7 +398,7 @@ def run_one(name: str, config: GraphsConfig, checkpoint: Path | None, seed: int 
 
 
 def load_model(name: str, profile: str, checkpoint_dir: str | Path = "checkpoints/09_graph_colouring",
-               device: str | torch.device | None = None, seed: int = 0) -> GraphColouringModel:
+               device: str | torch.device | None = None, seed: int = 0) -> GraphColouringModel | GraphColouringRNN:
     """The trained model ``name`` of a finished :func:`run_graphs` run, in eval mode."""
     profile = canonical_profile(profile)
     model = build(name, check_profile(profile, PROFILES), seed)
@@ -293,24 +409,27 @@ def load_model(name: str, profile: str, checkpoint_dir: str | Path = "checkpoint
 
 def run_graphs(profile: str = "cpu", checkpoint_dir: str | Path | None = "checkpoints/09_graph_colouring",
                seed: int = 0, device: str | torch.device | None = None, names: list[str] | None = None,
-               progress: bool = True, data_dir: str | Path | None = None) -> list[dict]:
-    """The rows of Table 1 (small graphs) for ``profile`` (``"smoke"`` or ``"cpu"``).
+               progress: bool = True, data_dir: str | Path | None = None, workers: int = 1) -> list[dict]:
+    """The rows of Table 1 for ``profile`` (small graphs, or large ones for a ``-large`` profile).
 
     Returns one dict per row of :data:`ROWS`: ``key``, ``name`` (the trained model), ``label``,
     ``rejection`` (TRUFL sampled with rejection sampling), ``validity`` and ``validity_greedy``
-    (decoding the most likely colour), ``elbo_bpn`` / ``iwbo_bpn`` (bits per node), ``iwbo_k``,
-    the paper's ``paper_validity`` / ``paper_bpn``, ``steps``, ``seconds`` (training and
-    evaluation of the model, shared by TRUFL's two rows), ``device``, ``parameters``,
-    ``losses``, ``samples`` (one colour list per test graph), ``rejection_trace`` and, with
-    rejection sampling, ``drawn`` / ``accepted``.
+    (decoding the most likely colour), ``elbo_bpn`` / ``iwbo_bpn`` (bits per node; the RNN's
+    exact likelihood in both, ``exact`` True), ``iwbo_k``, the paper's ``paper_validity`` /
+    ``paper_bpn`` for the profile's graph size, ``size``, ``steps``, ``budget_ratio``, ``seconds``
+    (training and evaluation of the model, shared by TRUFL's two rows), ``device``,
+    ``parameters``, ``losses``, ``samples`` (one colour list per test graph), ``rejection_trace``
+    and, with rejection sampling, ``drawn`` / ``accepted``. The graphs are drawn by ``workers``
+    processes and cached under ``data_dir`` if given.
     """
     config, profile = check_profile(profile, PROFILES), canonical_profile(profile)
-    unknown = sorted(set(names or []) - set(GRAPH_MODELS))
+    unknown = sorted(set(names or []) - set(NAMES))
     if unknown:
-        raise ValueError(f"unknown model(s) {unknown}; expected some of {list(GRAPH_MODELS)}")
-    data = load_data(config, seed, data_dir)
+        raise ValueError(f"unknown model(s) {unknown}; expected some of {list(NAMES)}")
+    data = load_data(config, seed, data_dir, workers, progress)
     device = select_device(device)
     paper = {row[0]: row for row in TABLE1}
+    v_col, b_col = paper_columns(config.size)
     metrics, rows = {}, []
     for key, name, rejection in ROWS:
         if names is not None and name not in names:
@@ -321,10 +440,11 @@ def run_graphs(profile: str = "cpu", checkpoint_dir: str | Path | None = "checkp
         m = metrics[name]
         plain = "rejection" if rejection else "plain"
         s, g = m["samplings"][plain], m["samplings"][f"{plain}_greedy"]
-        rows.append({"key": key, "name": name, "label": paper[key][1], "rejection": rejection,
+        rows.append({"key": key, "name": name, "label": paper[key][1], "rejection": rejection, "size": config.size,
                      "validity": s["validity"], "validity_greedy": g["validity"], "samples": s["samples"],
-                     "paper_validity": paper[key][2], "paper_bpn": paper[key][3],
-                     "seconds": m["train_seconds"] + m["eval_seconds"],
+                     "paper_validity": paper[key][v_col], "paper_bpn": paper[key][b_col],
+                     "seconds": m["train_seconds"] + m["eval_seconds"], "exact": m.get("exact", False),
+                     "budget_ratio": run_budget_ratio(config, name),
                      **{k: s[k] for k in ("drawn", "accepted", "rejection_rate") if k in s},
                      **{k: m[k] for k in ("elbo_bpn", "iwbo_bpn", "iwbo_k", "steps", "device", "parameters",
                                           "losses", "rejection_trace", "train_seconds", "eval_seconds")}})
@@ -332,16 +452,20 @@ def run_graphs(profile: str = "cpu", checkpoint_dir: str | Path | None = "checkp
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = experiment_parser(__doc__, PROFILES, "checkpoints/09_graph_colouring", names=GRAPH_MODELS)
+    parser = experiment_parser(__doc__, PROFILES, "checkpoints/09_graph_colouring", names=NAMES)
     parser.add_argument("--data-dir", default=None,
                         help="cache folder for the generated graphs (written to <dir>/graph_colouring)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes drawing the graphs (the set is the same for any number; default: 1)")
     args = parser.parse_args(argv)
     checkpoint_folder(parser, args)
     if args.data_dir is not None:
         writable_dir_or_error(parser, Path(args.data_dir) / "graph_colouring", "--data-dir", "graph cache folder")
     start = time.perf_counter()
+    if args.workers < 1:
+        parser.error(f"--workers must be at least 1, got {args.workers}")
     for r in run_graphs(args.profile, args.checkpoint_dir, args.seed, args.device, args.only,
-                        data_dir=args.data_dir):
+                        data_dir=args.data_dir, workers=args.workers):
         print(f"{r['label']:30s} validity {r['validity']:.2%} (greedy {r['validity_greedy']:.2%}; paper "
               f"{r['paper_validity']:.2%})  ELBO {r['elbo_bpn']:.3f} IWBO({r['iwbo_k']}) {r['iwbo_bpn']:.3f} bits "
               f"per node (paper {r['paper_bpn']})  {r['steps']} steps, {r['seconds']:.0f} s", flush=True)
