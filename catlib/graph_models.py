@@ -39,7 +39,7 @@ from catlib.flows.graph import GraphFlow
 from catlib.nets.graph import check_graph_batch
 from catlib.validation import check_float, check_positive_float, check_positive_int, check_positive_ints
 
-__all__ = ["GraphColouringModel", "GRAPH_MODELS", "bits_per_node"]
+__all__ = ["GraphColouringModel", "GRAPH_MODELS", "bits_per_node", "check_colours"]
 
 #: The model names :class:`GraphColouringModel` accepts.
 GRAPH_MODELS = ("catnf", "argmax-threshold", "trufl")
@@ -52,6 +52,26 @@ def bits_per_node(log_prob: Tensor, mask: Tensor) -> Tensor:
     2.0
     """
     return -log_prob / (math.log(2.0) * mask.sum(-1).to(log_prob.dtype))
+
+
+def check_colours(colours: Tensor, adjacency: Tensor, mask: Tensor, num_colours: int) -> Tensor:
+    """Raise ``ValueError`` unless ``colours [B, N]`` (long) hold colours ``0 .. num_colours - 1`` at the real
+    nodes of a valid graph batch; returns ``colours`` with 0 at padded nodes (whatever they held).
+
+    >>> check_colours(torch.tensor([[2, 7]]), torch.zeros(1, 2, 2, dtype=torch.bool), torch.tensor([[True, False]]), 3)
+    tensor([[2, 0]])
+    """
+    if not torch.is_tensor(colours) or colours.dtype != torch.long or colours.dim() != 2:
+        raise ValueError(f"colours must be a LongTensor [B, N] of colour indices, got "
+                         f"{getattr(colours, 'dtype', type(colours).__name__)} of shape "
+                         f"{list(getattr(colours, 'shape', []))}")
+    check_graph_batch(adjacency, mask, *colours.shape)
+    bad = mask & ((colours < 0) | (colours >= num_colours))
+    if bad.any():
+        where = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(f"colours must hold colour indices in [0, {num_colours}) at real nodes, "
+                         f"got {int(colours[where])} at position {where}")
+    return torch.where(mask, colours, torch.zeros_like(colours))
 
 
 class GraphColouringModel(nn.Module):
@@ -123,19 +143,10 @@ class GraphColouringModel(nn.Module):
 
     # --- checks ------------------------------------------------------------------------------
     def _check(self, colours: Tensor, adjacency: Tensor, mask: Tensor) -> Tensor:
-        if not torch.is_tensor(colours) or colours.dtype != torch.long or colours.dim() != 2:
-            raise ValueError(f"colours must be a LongTensor [B, N] of colour indices, got "
-                             f"{getattr(colours, 'dtype', type(colours).__name__)} of shape "
-                             f"{list(getattr(colours, 'shape', []))}")
-        check_graph_batch(adjacency, mask, *colours.shape)
-        bad = mask & ((colours < 0) | (colours >= self.num_colours))
-        if bad.any():
-            where = tuple(int(i) for i in bad.nonzero()[0])
-            raise ValueError(f"colours must hold colour indices in [0, {self.num_colours}) at real nodes, "
-                             f"got {int(colours[where])} at position {where}")
+        colours = check_colours(colours, adjacency, mask, self.num_colours)  # padded colours: 0, never used
         if not mask.any(-1).all():
             raise ValueError("every graph needs at least one real node (a row of mask is all False)")
-        return torch.where(mask, colours, torch.zeros_like(colours))  # padded colours: 0, never used
+        return colours
 
     # --- q(z|x) and the bound ------------------------------------------------------------------
     def node_terms(self, colours: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:

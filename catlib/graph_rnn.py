@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from catlib.graph_models import check_colours
 from catlib.nets.graph import GraphNet, check_graph_batch
 from catlib.validation import check_positive_int
 
@@ -91,19 +92,6 @@ class GraphColouringRNN(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def _check(self, colours: Tensor, adjacency: Tensor, mask: Tensor) -> Tensor:
-        if not torch.is_tensor(colours) or colours.dtype != torch.long or colours.dim() != 2:
-            raise ValueError(f"colours must be a LongTensor [B, N] of colour indices, got "
-                             f"{getattr(colours, 'dtype', type(colours).__name__)} of shape "
-                             f"{list(getattr(colours, 'shape', []))}")
-        check_graph_batch(adjacency, mask, *colours.shape)
-        bad = mask & ((colours < 0) | (colours >= self.num_colours))
-        if bad.any():
-            where = tuple(int(i) for i in bad.nonzero()[0])
-            raise ValueError(f"colours must hold colour indices in [0, {self.num_colours}) at real nodes, "
-                             f"got {int(colours[where])} at position {where}")
-        return torch.where(mask, colours, torch.zeros_like(colours))
-
     def _log_probs(self, colours: Tensor, known: Tensor, adjacency: Tensor, mask: Tensor) -> Tensor:
         """``log p(colour | known colours, G)`` at every node, ``[B, N, K]``; ``known [B, N]`` bool."""
         state = torch.where(known & mask, colours + 1, torch.zeros_like(colours))
@@ -113,7 +101,8 @@ class GraphColouringRNN(nn.Module):
         return torch.log_softmax(self.net(h, adjacency, mask), -1)
 
     def _ordered(self, colours: Tensor, adjacency: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return _reorder(largest_first(adjacency, mask), self._check(colours, adjacency, mask), adjacency, mask)
+        colours = check_colours(colours, adjacency, mask, self.num_colours)
+        return _reorder(largest_first(adjacency, mask), colours, adjacency, mask)
 
     def log_prob(self, colours: Tensor, adjacency: Tensor, mask: Tensor, k: int = 1) -> Tensor:
         r"""Exact :math:`\log P(x \mid G)` in nats, ``[B]`` (``k``, the importance samples of the
