@@ -127,6 +127,9 @@ def test_tiny_run_writes_metrics_and_reuses_them(tmp_path, monkeypatch):
     for r in rows:
         assert 0 <= r["validity"] <= 1 and math.isfinite(r["elbo_bpn"]) and math.isfinite(r["iwbo_bpn"])
         assert r["steps"] == 6 and len(r["samples"]) == 6 and r["size"] == "small"
+    for r in rows:  # the learning curve: at the start and the end of the run (every 20 steps otherwise)
+        assert [c["step"] for c in r["curve"]] == [0, 6] and r["curve"][-1]["graphs_seen"] == 6 * 4
+        assert all(0 <= c["validity"] <= 1 and math.isfinite(c["elbo_bpn"]) for c in r["curve"])
     rnn = rows[0]
     assert rnn["name"] == exp.RNN and rnn["exact"] and rnn["iwbo_k"] == 1 and rnn["elbo_bpn"] == rnn["iwbo_bpn"]
     assert not any(r["exact"] for r in rows[1:])
@@ -143,6 +146,18 @@ def test_tiny_run_writes_metrics_and_reuses_them(tmp_path, monkeypatch):
     model = exp.load_model("trufl", "tiny", tmp_path)
     c, a, m = GraphColouring(2, seed=9).batch([0, 1])
     assert torch.isfinite(model.log_prob(c, a, m)).all()
+
+
+@pytest.mark.parametrize("name", ["trufl", exp.RNN])
+def test_measuring_during_training_does_not_change_the_run(tmp_path, name):
+    tiny = dataclasses.replace(exp.PROFILES["smoke"], steps=5, train_size=8, test_size=6, batch_size=4, iwbo_k=2,
+                               iwbo_size=4, rejection_every=2, curve_every=0, model=SMALL)
+    data = exp.load_data(tiny, progress=False)
+    quiet = exp.run_one(name, tiny, None, progress=False, data=data)
+    measured = exp.run_one(name, dataclasses.replace(tiny, curve_every=2, curve_graphs=4), None, progress=False,
+                           data=data)
+    assert measured["losses"] == quiet["losses"] and measured["elbo_bpn"] == quiet["elbo_bpn"]
+    assert [c["step"] for c in measured["curve"]] == [0, 2, 4, 5] and quiet["curve"] == []
 
 
 def test_budget_ratio_is_graphs_seen_over_the_papers_and_sets_the_status():

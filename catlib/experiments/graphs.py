@@ -77,7 +77,9 @@ class GraphsConfig:
     clipped to norm ``grad_clip``. Evaluation: the ELBO on all ``test_size`` test graphs, the IWBO
     with ``iwbo_k`` samples on the first ``iwbo_size``, one sampled colouring per test graph.
     TRUFL's rejection rate is measured every ``rejection_every`` steps with ``rejection_draws``
-    prior draws on each of the first ``rejection_graphs`` test graphs. ``model`` holds
+    prior draws on each of the first ``rejection_graphs`` test graphs; every ``curve_every`` steps
+    (0: never) the learning curve gets the validity of one plain sample and the ELBO in bits per
+    node on the first ``curve_graphs`` test graphs. ``model`` holds
     :class:`GraphColouringModel` options of every flow model, ``encoding`` extra options by model
     name; the autoregressive baseline takes ``rnn`` (:class:`GraphColouringRNN` options) and trains
     ``rnn_steps`` steps of ``rnn_batch_size`` graphs (``None``: ``steps`` / ``batch_size``).
@@ -100,6 +102,8 @@ class GraphsConfig:
     rejection_every: int = 100
     rejection_graphs: int = 64
     rejection_draws: int = 4
+    curve_every: int = 0
+    curve_graphs: int = 128
     model: dict = field(default_factory=dict)
     encoding: dict = field(default_factory=dict)
     model_lr: dict = field(default_factory=dict)
@@ -130,12 +134,12 @@ _CATNF_PRIOR = {"hidden": 384, "gnn_layers": 4, "coupling": "mixture", "net": "a
 _CATNF_RNN = {"rnn": {"hidden": 384, "gnn_layers": 5, "net": "attention", "heads": 4}, "rnn_steps": 100_000,
               "rnn_batch_size": 128}
 _SMOKE = dict(steps=60, train_size=64, test_size=32, batch_size=16, iwbo_k=4, iwbo_size=16, rejection_every=20,
-              rejection_graphs=16, rejection_draws=2,
+              rejection_graphs=16, rejection_draws=2, curve_every=20, curve_graphs=16,
               model={"flow_steps": 2, "latent_dim": 2, "hidden": 16, "gnn_layers": 2, "q_flow_steps": 1,
                      "q_hidden": (16,), "coupling": "mixture", "num_mixtures": 4, "net": "attention"},
               rnn={"hidden": 16, "gnn_layers": 2}, encoding=ENCODING, **_CATNF_OPT)
 _CPU = dict(steps=6000, test_size=500, batch_size=64, lr=7.5e-4, iwbo_k=32, iwbo_size=500, rejection_every=100,
-            rejection_graphs=64, rejection_draws=4,
+            rejection_graphs=64, rejection_draws=4, curve_every=500, curve_graphs=128,
             model={"flow_steps": 6, "latent_dim": 2, "hidden": 64, "gnn_layers": 3, "q_flow_steps": 2,
                    "q_hidden": (64,), "coupling": "mixture", "num_mixtures": 8, "net": "attention"},
             rnn={"hidden": 64, "gnn_layers": 4}, encoding=ENCODING, **_CATNF_OPT)
@@ -151,13 +155,13 @@ PROFILES = {
         **ENCODING, "catnf": {"flow_steps": 6, "latent_dim": 6}}}, model_lr={"catnf": 7.5e-4}),
     "paper": GraphsConfig(
         steps=200_000, train_size=192_000, test_size=24_000, batch_size=384, lr=7.5e-4, iwbo_k=32,
-        iwbo_size=24_000, eval_batch=512, model={"flow_steps": 8, "latent_dim": 2, "num_mixtures": 8, "q_flow_steps": 2,
+        iwbo_size=24_000, eval_batch=512, curve_every=5000, curve_graphs=512, model={"flow_steps": 8, "latent_dim": 2, "num_mixtures": 8, "q_flow_steps": 2,
                                                  "q_hidden": (384,), **_CATNF_PRIOR},
         encoding=ENCODING, **_CATNF_OPT, **_CATNF_RNN),
     # TRUFL's appendix C.2 (Table 6) for its own rows; CatNF's row at CatNF's README setting
     "paper-large": GraphsConfig(
         steps=200_000, train_size=450_000, test_size=30_000, batch_size=128, lr=3e-4, size="large", iwbo_k=32,
-        iwbo_size=30_000, eval_batch=256, model={"flow_steps": 10, "latent_dim": 2, "num_mixtures": 16,
+        iwbo_size=30_000, eval_batch=256, curve_every=5000, curve_graphs=512, model={"flow_steps": 10, "latent_dim": 2, "num_mixtures": 16,
                                                  "q_flow_steps": 2, "q_hidden": (384,), **_CATNF_PRIOR},
         encoding={**ENCODING, "catnf": {"flow_steps": 8, "latent_dim": 6}}, model_lr={"catnf": 7.5e-4, RNN: 7.5e-4},
         **_CATNF_OPT, **_CATNF_RNN),
@@ -292,6 +296,22 @@ class _Packed(nn.Module):
         return objective(packed[..., 0], packed[..., 2:].bool(), packed[..., 1].bool())
 
 
+class _StepLog:
+    """Measurements taken during training, one dict with a ``"step"`` each, kept in a JSON file beside
+    the checkpoint (a resumed run keeps those taken before the step it resumes from)."""
+
+    def __init__(self, path: Path | None, resumed_at: int):
+        self.path, self.rows = path, []
+        if path is not None and path.exists():
+            self.rows = [r for r in json.loads(path.read_text()) if r["step"] < resumed_at]
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.rows))
+
+
 @torch.no_grad()
 def _bounds_bpn(model: GraphColouringModel | GraphColouringRNN, data: GraphColouring, count: int, k: int, graphs_per_batch: int) -> float:
     """Mean over the first ``count`` graphs of the bound's bits per node."""
@@ -342,28 +362,44 @@ def run_one(name: str, config: GraphsConfig, checkpoint: Path | None, seed: int 
     model = build(name, config, seed).to(device)
     packed = _Packed(model)
 
-    # TRUFL's rejection rate during training (Figure 3), measured on fixed test graphs with its
-    # own generator, so the training run is the same with or without the measurements
-    trace: list[dict] = []
-    trace_path = checkpoint.with_suffix(".trace.json") if checkpoint is not None else None
-    step = {"next": 0}
-    if checkpoint is not None and checkpoint.exists():
-        step["next"] = int(load_checkpoint(checkpoint)["step"])
-        if trace_path.exists():
-            trace = [t for t in json.loads(trace_path.read_text()) if t["step"] < step["next"]]
+    # measured during training on fixed test graphs, with their own random numbers, so the training
+    # run is the same with or without them: TRUFL's rejection rate (Figure 3) and the learning curve
+    resumed_at = int(load_checkpoint(checkpoint)["step"]) if checkpoint is not None and checkpoint.exists() else 0
+    step = {"next": resumed_at}
+    trace = _StepLog(checkpoint.with_suffix(".trace.json") if checkpoint is not None else None, resumed_at)
+    curve = _StepLog(checkpoint.with_suffix(".curve.json") if checkpoint is not None else None, resumed_at)
     _, probe_a, probe_m = test.batch(range(min(config.rejection_graphs, len(test))))
     probe_a, probe_m = probe_a.to(device), probe_m.to(device)
+    curve_c, curve_a, curve_m = (t.to(device) for t in test.batch(range(min(config.curve_graphs, len(test)))))
 
     def measure(at: int) -> None:
         gen = torch.Generator(device=device).manual_seed(seed + 1 + at)
-        trace.append({"step": at, **model.support_rate(probe_a, probe_m, config.rejection_draws, gen)})
-        if trace_path is not None:
-            trace_path.parent.mkdir(parents=True, exist_ok=True)
-            trace_path.write_text(json.dumps(trace))
+        trace.add({"step": at, **model.support_rate(probe_a, probe_m, config.rejection_draws, gen)})
+
+    def curve_point(at: int) -> None:
+        cpu_state = torch.get_rng_state()
+        cuda_state = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+        model.eval()
+        try:
+            torch.manual_seed(seed + 2 + at)
+            with torch.no_grad():
+                bpn = bits_per_node(model.log_prob(curve_c, curve_a, curve_m).double(), curve_m)
+                gen = torch.Generator(device=device).manual_seed(seed + 2 + at)
+                x = model.sample(curve_a, curve_m, rejection=False, generator=gen)
+            valid = is_valid_colouring(x.cpu(), curve_a.cpu(), curve_m.cpu())
+        finally:
+            model.train()
+            torch.set_rng_state(cpu_state)
+            if cuda_state is not None:
+                torch.cuda.set_rng_state(cuda_state, device)
+        curve.add({"step": at, "graphs_seen": at * training["batch_size"], "validity": float(valid.double().mean()),
+                   "elbo_bpn": float(bpn.mean())})
 
     def draw(n: int, g: torch.Generator) -> Tensor:
         if model.truncated and step["next"] % config.rejection_every == 0:
             measure(step["next"])
+        if config.curve_every and step["next"] % config.curve_every == 0:
+            curve_point(step["next"])
         step["next"] += 1
         idx = torch.randint(len(train), (n,), generator=g)
         return packed.pack(*train.batch(idx, permute_colours=True, generator=g))
@@ -371,9 +407,11 @@ def run_one(name: str, config: GraphsConfig, checkpoint: Path | None, seed: int 
     result = fit(packed, draw, **training, seed=seed, device=device, checkpoint=checkpoint, progress=progress,
                  desc=name, settings=wanted, optimizer=config.optimizer, lr_decay=config.lr_decay,
                  grad_clip=config.grad_clip, warmup=config.warmup)
-    model.eval()
     if model.truncated:
         measure(training["steps"])
+    if config.curve_every:
+        curve_point(training["steps"])
+    model.eval()
     start = time.perf_counter()
     torch.manual_seed(seed)
     exact = name == RNN  # the RNN's likelihood is exact: its "ELBO" and "IWBO" are that number
@@ -388,7 +426,7 @@ def run_one(name: str, config: GraphsConfig, checkpoint: Path | None, seed: int 
             samplings[key] = evaluate_samples(model, test, rejection, greedy, seed, config.eval_batch)
     metrics = {"elbo_bpn": elbo, "iwbo_bpn": iwbo, "iwbo_k": 1 if exact else config.iwbo_k, "exact": exact,
                "iwbo_graphs": len(test) if exact else min(config.iwbo_size, len(test)), "test_graphs": len(test),
-               "samplings": samplings, "rejection_trace": trace, "steps": result.steps,
+               "samplings": samplings, "rejection_trace": trace.rows, "curve": curve.rows, "steps": result.steps,
                "train_seconds": result.seconds, "eval_seconds": time.perf_counter() - start,
                "device": str(device), "parameters": sum(p.numel() for p in model.parameters()),
                "losses": result.losses, "run": wanted}
@@ -418,8 +456,9 @@ def run_graphs(profile: str = "cpu", checkpoint_dir: str | Path | None = "checkp
     exact likelihood in both, ``exact`` True), ``iwbo_k``, the paper's ``paper_validity`` /
     ``paper_bpn`` for the profile's graph size, ``size``, ``steps``, ``budget_ratio``, ``seconds``
     (training and evaluation of the model, shared by TRUFL's two rows), ``device``,
-    ``parameters``, ``losses``, ``samples`` (one colour list per test graph), ``rejection_trace``
-    and, with rejection sampling, ``drawn`` / ``accepted``. The graphs are drawn by ``workers``
+    ``parameters``, ``losses``, ``samples`` (one colour list per test graph), ``rejection_trace``,
+    ``curve`` (the learning curve: ``step``, ``graphs_seen``, ``validity``, ``elbo_bpn``) and, with
+    rejection sampling, ``drawn`` / ``accepted``. The graphs are drawn by ``workers``
     processes and cached under ``data_dir`` if given.
     """
     config, profile = check_profile(profile, PROFILES), canonical_profile(profile)
@@ -447,7 +486,7 @@ def run_graphs(profile: str = "cpu", checkpoint_dir: str | Path | None = "checkp
                      "budget_ratio": run_budget_ratio(config, name),
                      **{k: s[k] for k in ("drawn", "accepted", "rejection_rate") if k in s},
                      **{k: m[k] for k in ("elbo_bpn", "iwbo_bpn", "iwbo_k", "steps", "device", "parameters",
-                                          "losses", "rejection_trace", "train_seconds", "eval_seconds")}})
+                                          "losses", "rejection_trace", "curve", "train_seconds", "eval_seconds")}})
     return rows
 
 
