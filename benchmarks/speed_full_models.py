@@ -42,6 +42,18 @@ def environment(device: torch.device) -> dict:
             "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32}
 
 
+def record(out: dict, row: dict, path: Path | None, device: torch.device) -> None:
+    """Add one measured ``row`` to ``out["results"]``, print it, rewrite ``path`` (so a run stopped
+    early keeps what it measured) and free the GPU's cached memory for the next model."""
+    out["results"].append(row)
+    print(f"{row['key']:42s} {row['steps_per_second']:8.2f} steps/s, peak {row['peak_memory_bytes'] / 2**20:8.1f} MiB, "
+          f"{row['paper_steps']:,} steps: {row['total_seconds'] / 3600:.2f} h", flush=True)
+    if path is not None:
+        Path(path).write_text(json.dumps(out, indent=1) + "\n")
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
 def sampling(models: dict, device: torch.device, diffusion_calls: int, reference: bool = False) -> list[dict]:
     """Seconds to sample from the untrained full-size models: AR text flows (cached sampler, 1 and 64
     sequences; with ``reference`` also the reference sampler, 1 sequence), text and Cityscapes

@@ -15,7 +15,6 @@ The models are untrained; the rows have the fields :func:`catlib.speed.speed_tab
 from __future__ import annotations
 
 import argparse
-import json
 import traceback
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from catlib.data.graphs import GraphColouring
 from catlib.experiments import graphs
 from catlib.results import code_commit
 from catlib.train import estimate_run, select_device
-from speed_full_models import environment
+from speed_full_models import environment, record
 
 PROFILES = {"small": "paper", "large": "paper-large"}
 
@@ -81,14 +80,7 @@ def main(argv: list[str] | None = None) -> None:
                 out["failures"].append({"key": f"graphs/{size}/{name}", "error": traceback.format_exc(limit=3)})
                 print(f"{size}/{name}: FAILED\n{out['failures'][-1]['error']}", flush=True)
                 continue
-            out["results"].append(row)
-            print(f"{row['key']:34s} {row['steps_per_second']:8.2f} steps/s, peak "
-                  f"{row['peak_memory_bytes'] / 2**20:8.1f} MiB, {row['paper_steps']:,} steps: "
-                  f"{row['total_seconds'] / 3600:.2f} h", flush=True)
-            if args.json is not None:
-                args.json.write_text(json.dumps(out, indent=1) + "\n")
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+            record(out, row, args.json, device)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ The models are untrained and the batches uniformly random classes of the data's 
 from __future__ import annotations
 
 import argparse
-import json
 import traceback
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from catlib.experiments import squares, toy50, two_variable, words
 from catlib.results import code_commit
 from catlib.speed import FullModel, measure
 from catlib.train import select_device
-from speed_full_models import environment
+from speed_full_models import environment, record
 
 
 def paper_models() -> list[FullModel]:
@@ -78,13 +77,7 @@ def main(argv: list[str] | None = None) -> None:
             out["failures"].append({"key": model.key, "error": traceback.format_exc(limit=3)})
             print(f"{model.key}: FAILED\n{out['failures'][-1]['error']}", flush=True)
             continue
-        out["results"].append(row)
-        print(f"{model.key:42s} {row['steps_per_second']:8.1f} steps/s, peak {row['peak_memory_bytes'] / 2**20:7.1f} MiB, "
-              f"{model.steps:,} steps: {row['total_seconds'] / 3600:.2f} h", flush=True)
-        if args.json is not None:
-            args.json.write_text(json.dumps(out, indent=1) + "\n")
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        record(out, row, args.json, device)
 
 
 if __name__ == "__main__":
