@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from catlib.graph_models import check_colours
-from catlib.nets.graph import GraphNet, check_graph_batch
+from catlib.nets.graph import GraphNet, check_graph_batch, node_degree
 from catlib.validation import check_positive_int
 
 __all__ = ["GraphColouringRNN", "largest_first"]
@@ -48,7 +48,7 @@ def largest_first(adjacency: Tensor, mask: Tensor) -> Tensor:
     tensor([[1, 0, 2, 3]])
     """
     check_graph_batch(adjacency, mask)
-    degree = (adjacency & mask[:, :, None] & mask[:, None, :]).sum(-1)
+    degree = node_degree(adjacency, mask)
     key = torch.where(mask, degree, torch.full_like(degree, -1))
     return torch.argsort(-key, dim=-1, stable=True)
 
@@ -95,7 +95,7 @@ class GraphColouringRNN(nn.Module):
     def _log_probs(self, colours: Tensor, known: Tensor, adjacency: Tensor, mask: Tensor) -> Tensor:
         """``log p(colour | known colours, G)`` at every node, ``[B, N, K]``; ``known [B, N]`` bool."""
         state = torch.where(known & mask, colours + 1, torch.zeros_like(colours))
-        degree = (adjacency & mask[:, :, None] & mask[:, None, :]).sum(-1, keepdim=True)
+        degree = node_degree(adjacency, mask).unsqueeze(-1)
         dtype = next(self.parameters()).dtype
         h = torch.cat([F.one_hot(state, self.num_colours + 1).to(dtype), torch.log1p(degree.to(dtype))], -1)
         return torch.log_softmax(self.net(h, adjacency, mask), -1)

@@ -48,6 +48,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from catlib.validation import check_positive_int
 
@@ -235,6 +236,15 @@ def _draw_chunk(streams: list[int], count: int, size: str, method: str) -> tuple
     return adjacency, colours, num_nodes
 
 
+def _draw_chunks(tasks: list[tuple], workers: int):
+    """:func:`_draw_chunk` of every task in order, in this process or in ``workers`` processes."""
+    if workers == 1 or len(tasks) == 1:
+        yield from (_draw_chunk(*task) for task in tasks)
+        return
+    with ProcessPoolExecutor(min(workers, len(tasks))) as pool:
+        yield from pool.map(_draw_chunk, *zip(*tasks))
+
+
 class GraphColouring:
     """A seeded set of 3-colourable graphs with one valid colouring each (see the module docstring).
 
@@ -274,22 +284,12 @@ class GraphColouring:
         streams = [seed, _SPLITS.index(split), _METHODS.index(method), list(GRAPH_SIZES).index(size)]
         tasks = [(streams + [c], min(CHUNK, num_graphs - c * CHUNK), size, method)
                  for c in range((num_graphs + CHUNK - 1) // CHUNK)]
-        bar = None
-        if progress and len(tasks) > 1:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=num_graphs, desc=f"{size} graphs ({split})", unit="graph")
         parts = []
-        if workers == 1 or len(tasks) == 1:
-            for task in tasks:
-                parts.append(_draw_chunk(*task))
-                bar is not None and bar.update(task[1])
-        else:
-            with ProcessPoolExecutor(min(workers, len(tasks))) as pool:
-                for task, part in zip(tasks, pool.map(_draw_chunk, *zip(*tasks))):
-                    parts.append(part)
-                    bar is not None and bar.update(task[1])
-        if bar is not None:
-            bar.close()
+        with tqdm(total=num_graphs, desc=f"{size} graphs ({split})", unit="graph",
+                  disable=not progress or len(tasks) == 1) as bar:
+            for task, part in zip(tasks, _draw_chunks(tasks, workers)):
+                parts.append(part)
+                bar.update(task[1])
         n_max = GRAPH_SIZES[size][1]
         self.adjacency = torch.from_numpy(np.concatenate([p[0] for p in parts]))
         self.colours = torch.from_numpy(np.concatenate([p[1] for p in parts]))

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from catlib.flows.autoregressive import mixture_logistic_inverse, mixture_logistic_params, mixture_logistic_transform
 from catlib.flows.coupling import checkerboard_mask
 from catlib.flows.linear import LinearLU
-from catlib.nets.graph import GraphNet, check_graph_batch
+from catlib.nets.graph import GraphNet, check_graph_batch, node_degree
 from catlib.validation import check_positive_int
 
 __all__ = ["GraphFlow", "NodeActNorm", "NodeLinear", "GraphAffineCoupling", "GraphMixtureCoupling", "GRAPH_COUPLINGS"]
@@ -124,9 +124,12 @@ class GraphAffineCoupling(nn.Module):
         """``x[..., ~fixed]``, the channels the coupling moves."""
         return x[..., ~self.fixed] if self._parity is None else x[..., 1 - self._parity::2]
 
+    def _net_out(self, x: Tensor, adjacency: Tensor, mask: Tensor, features: Tensor) -> Tensor:
+        """The GraphNet of the fixed channels and the node features: ``[B, N, params_per_channel * n_moved]``."""
+        return self.net(torch.cat([self._fixed(x), features.to(x.dtype)], -1), adjacency, mask)
+
     def _scale_shift(self, x: Tensor, adjacency: Tensor, mask: Tensor, features: Tensor) -> tuple[Tensor, Tensor]:
-        p = self.net(torch.cat([self._fixed(x), features.to(x.dtype)], -1), adjacency, mask)
-        log_s, t = p.chunk(2, -1)
+        log_s, t = self._net_out(x, adjacency, mask, features).chunk(2, -1)
         return 3.0 * torch.tanh(log_s / 3.0), t  # both 0 at padded nodes (GraphNet output)
 
     def _merge(self, x: Tensor, moved: Tensor) -> Tensor:
@@ -178,7 +181,7 @@ class GraphMixtureCoupling(GraphAffineCoupling):
         self.mixture_scaling_factor = nn.Parameter(torch.zeros(self.n_moved, num_mixtures))
 
     def _params(self, x: Tensor, adjacency: Tensor, mask: Tensor, features: Tensor):
-        raw = self.net(torch.cat([self._fixed(x), features.to(x.dtype)], -1), adjacency, mask)
+        raw = self._net_out(x, adjacency, mask, features)
         raw = raw.view(*raw.shape[:2], self.n_moved, self.params_per_channel)
         return mixture_logistic_params(raw, self.scaling_factor, self.mixture_scaling_factor)
 
@@ -250,7 +253,7 @@ class GraphFlow(nn.Module):
                              f"{getattr(z, 'dtype', type(z).__name__)} of shape {list(getattr(z, 'shape', []))}")
         b, n = z.shape[:2]
         check_graph_batch(adjacency, mask, b, n)
-        degree = (adjacency & mask.unsqueeze(-1) & mask.unsqueeze(-2)).sum(-1, keepdim=True)
+        degree = node_degree(adjacency, mask).unsqueeze(-1)
         features = torch.log1p(degree.to(z.dtype))
         if self.feature_dim:
             if not torch.is_tensor(node_features) or tuple(node_features.shape) != (b, n, self.feature_dim):

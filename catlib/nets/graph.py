@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from catlib.validation import check_positive_int
 
-__all__ = ["GraphNet", "GRAPH_LAYERS", "check_graph_batch"]
+__all__ = ["GraphNet", "GRAPH_LAYERS", "check_graph_batch", "node_degree"]
 
 #: The layer kinds :class:`GraphNet` builds.
 GRAPH_LAYERS = ("message", "attention")
@@ -58,6 +58,16 @@ def check_graph_batch(adjacency: Tensor, mask: Tensor, batch: int | None = None,
     if not torch.is_tensor(mask) or mask.dtype != torch.bool or tuple(mask.shape) != (b, n):
         raise ValueError(f"mask must be a bool tensor [B, N] = [{b}, {n}], got "
                          f"{getattr(mask, 'dtype', type(mask).__name__)} of shape {list(getattr(mask, 'shape', []))}")
+
+
+def node_degree(adjacency: Tensor, mask: Tensor) -> Tensor:
+    """Each node's number of neighbours among the real nodes, ``[B, N]`` (long); 0 at padded nodes.
+
+    >>> adj = torch.tensor([[[False, True, True], [True, False, False], [True, False, False]]])
+    >>> node_degree(adj, torch.tensor([[True, True, False]]))
+    tensor([[1, 1, 0]])
+    """
+    return (adjacency & mask[:, :, None] & mask[:, None, :]).sum(-1)
 
 
 class _MessageLayer(nn.Module):
