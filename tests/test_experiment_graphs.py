@@ -162,9 +162,9 @@ def test_measuring_during_training_does_not_change_the_run(tmp_path, name):
 
 def test_budget_ratio_is_graphs_seen_over_the_papers_and_sets_the_status():
     cpu = exp.PROFILES["cpu"]
-    assert exp.run_budget_ratio(cpu, exp.RNN) == pytest.approx(6000 * 64 / (100_000 * 128))
-    assert exp.run_budget_ratio(cpu) == pytest.approx(6000 * 64 / (200_000 * 384))
-    assert exp.run_budget_ratio(dataclasses.replace(cpu, size="large")) == pytest.approx(6000 * 64 / (200_000 * 128))
+    assert exp.run_budget_ratio(cpu, exp.RNN) == pytest.approx(10_000 * 64 / (100_000 * 128))
+    assert exp.run_budget_ratio(cpu) == pytest.approx(10_000 * 64 / (200_000 * 384))
+    assert exp.run_budget_ratio(dataclasses.replace(cpu, size="large")) == pytest.approx(10_000 * 64 / (200_000 * 128))
     assert exp.result_fields("validity", 0.95, 0.9456, "cpu", cpu)["status"] == "reproduced"
     assert exp.result_fields("validity", 0.366, 0.9456, "cpu", cpu)["status"] == "undertrained"
     assert exp.result_fields("bits", 0.69, 0.67, "cpu", cpu)["status"] == "reproduced"

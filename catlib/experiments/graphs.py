@@ -138,7 +138,12 @@ _SMOKE = dict(steps=60, train_size=64, test_size=32, batch_size=16, iwbo_k=4, iw
               model={"flow_steps": 2, "latent_dim": 2, "hidden": 16, "gnn_layers": 2, "q_flow_steps": 1,
                      "q_hidden": (16,), "coupling": "mixture", "num_mixtures": 4, "net": "attention"},
               rnn={"hidden": 16, "gnn_layers": 2}, encoding=ENCODING, **_CATNF_OPT)
-_CPU = dict(steps=6000, test_size=500, batch_size=64, lr=7.5e-4, iwbo_k=32, iwbo_size=500, rejection_every=100,
+#: The cpu profiles, sized from one-thread timings of a training step with two runs side by side
+#: (2 cores, 2026-12-02, batch 64): small graphs 134 ms (CatNF), 140 ms (argmax), 132 ms (TRUFL), 22 ms
+#: (RNN); large graphs 437, 401, 387 and 76 ms. Width 128 cost 1.6x (small) to 1.4x (large) per
+#: step, so the budget goes to steps: 10,000 small-graph steps (about 23 minutes a flow) and 4,000
+#: large-graph steps (about 28), all seven runs in about 2.7 hours of one core.
+_CPU = dict(steps=10_000, test_size=500, batch_size=64, lr=7.5e-4, iwbo_k=32, iwbo_size=500, rejection_every=100,
             rejection_graphs=64, rejection_draws=4, curve_every=500, curve_graphs=128,
             model={"flow_steps": 6, "latent_dim": 2, "hidden": 64, "gnn_layers": 3, "q_flow_steps": 2,
                    "q_hidden": (64,), "coupling": "mixture", "num_mixtures": 8, "net": "attention"},
@@ -149,10 +154,11 @@ PROFILES = {
     "smoke-large": GraphsConfig(**{**_SMOKE, "train_size": 32, "test_size": 16, "iwbo_size": 8, "rejection_graphs": 8,
                                    "encoding": {**ENCODING, "catnf": {"flow_steps": 2, "latent_dim": 6}}},
                                 size="large", model_lr={"catnf": 7.5e-4}),
-    "cpu": GraphsConfig(train_size=4000, **_CPU),
+    "cpu": GraphsConfig(train_size=20_000, **_CPU),
     # large graphs: CatNF's row with CatNF's 6 latent numbers per node, as in the paper profile
-    "cpu-large": GraphsConfig(train_size=4000, size="large", **{**_CPU, "encoding": {
-        **ENCODING, "catnf": {"flow_steps": 6, "latent_dim": 6}}}, model_lr={"catnf": 7.5e-4}),
+    "cpu-large": GraphsConfig(**{**_CPU, "steps": 4000, "curve_every": 250, "encoding": {
+        **ENCODING, "catnf": {"flow_steps": 6, "latent_dim": 6}}}, train_size=10_000, size="large",
+                              model_lr={"catnf": 7.5e-4}),
     "paper": GraphsConfig(
         steps=200_000, train_size=192_000, test_size=24_000, batch_size=384, lr=7.5e-4, iwbo_k=32,
         iwbo_size=24_000, eval_batch=512, curve_every=5000, curve_graphs=512, model={"flow_steps": 8, "latent_dim": 2, "num_mixtures": 8, "q_flow_steps": 2,
@@ -229,7 +235,7 @@ def run_budget_ratio(config: GraphsConfig, name: str | None = None) -> float | N
     (:data:`PAPER_BUDGET`, :data:`PAPER_BUDGET_RNN` for the RNN); ``name=None``: the flows.
 
     >>> round(run_budget_ratio(PROFILES["cpu"]), 4)
-    0.005
+    0.0083
     """
     t = config.training(name or "catnf")
     paper = PAPER_BUDGET_RNN if name == RNN else PAPER_BUDGET.get(config.size)
