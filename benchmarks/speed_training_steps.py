@@ -1,7 +1,7 @@
 """Training steps per second of :func:`catlib.train.fit` on the CPU, for every model of toy50, squares and graphs.
 
 Not a test: for each model of chapter toy50 (Table 2), squares (Table 3) and graph colouring
-(``GRAPH_MODELS``) at the ``"cpu"`` profile's model and batch sizes it runs :func:`fit` itself
+(``graphs.NAMES``, the autoregressive baseline too) at the ``"cpu"`` profile's model and batch sizes it runs :func:`fit` itself
 (``progress=False``, no checkpoint) for ``--warmup`` untimed steps followed by ``--steps`` timed
 ones, with a fixed number of CPU threads, and prints steps/s and ms/step. Usage::
 
@@ -14,7 +14,8 @@ profile's options after ``torch.manual_seed(0)``; toy50 and squares draw rows of
 tensor (the draw :func:`fit` does for a tensor), graphs draws with ``run_one``'s batch function
 (random graphs, colours renamed), without TRUFL's rejection-rate probe every 100 steps, which
 is evaluation, not a training step. Training sets are the profile's sizes, except the squares
-training set, capped by ``--squares-train`` (drawing rows does not depend on the set's size).
+training set, capped by ``--squares-train``, and the graphs' training set, capped at 2000 (drawing
+rows does not depend on the set's size).
 
 The time of step ``k`` runs from the call of the batch function of step ``k`` to that of step
 ``k + 1``, so a timed block is the whole loop of ``fit``: drawing the batch, the learning-rate
@@ -118,7 +119,9 @@ def cases(squares_train: int) -> list[tuple[str, callable]]:
     def graph_case(name: str):
         def make():
             if "train" not in gr_data:
-                gr_data["train"] = graphs.GraphColouring(gr_config.train_size, gr_config.size, 0, "train")
+                # drawing batches does not depend on the set's size: 2000 graphs of the profile's generator
+                gr_data["train"] = graphs.GraphColouring(min(gr_config.train_size, 2000), gr_config.size, 0, "train",
+                                                         gr_config.method, progress=False)
             train = gr_data["train"]
             torch.manual_seed(0)
             model = graphs.build(name, gr_config, 0)
@@ -130,8 +133,7 @@ def cases(squares_train: int) -> list[tuple[str, callable]]:
             return packed, draw, gr_config.batch_size, gr_config.lr
         return make
 
-    from catlib.graph_models import GRAPH_MODELS
-    for name in GRAPH_MODELS:
+    for name in graphs.NAMES:
         out.append((f"graphs/{name}", graph_case(name)))
     return out
 
