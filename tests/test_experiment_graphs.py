@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -192,3 +193,17 @@ def test_the_paper_profiles_are_catnf_and_trufl_settings():
     assert exp.paper_columns("large") == (4, 5)
     models = {name: exp.build(name, large) for name in ("catnf", "trufl")}
     assert models["catnf"].d == 6 and models["trufl"].d == 2
+
+
+def test_curve_trend_is_the_slope_per_doubling_of_the_last_points():
+    curve = [{"graphs_seen": 0, "validity": 0.0}] + [{"graphs_seen": 64 * 2 ** k, "validity": min(0.05 * k, 0.2)}
+                                                     for k in range(8)]
+    assert exp.curve_trend(curve, points=3) == pytest.approx(0.0)  # flat at the end
+    assert exp.curve_trend(curve[:5], points=4) == pytest.approx(0.05)
+    # against numpy's least squares on uneven spacing
+    seen, val = [100, 300, 1000, 5000], [0.1, 0.3, 0.35, 0.6]
+    expected = np.polyfit(np.log2(seen), val, 1)[0]
+    assert exp.curve_trend([{"graphs_seen": s, "elbo": v} for s, v in zip(seen, val)], "elbo") == pytest.approx(expected)
+    assert math.isnan(exp.curve_trend(curve[:2]))  # one point with graphs seen
+    with pytest.raises(ValueError, match="points"):
+        exp.curve_trend(curve, points=1)
