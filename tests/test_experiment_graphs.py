@@ -149,6 +149,23 @@ def test_tiny_run_writes_metrics_and_reuses_them(tmp_path, monkeypatch):
     assert torch.isfinite(model.log_prob(c, a, m)).all()
 
 
+def test_seeds_live_side_by_side_on_the_same_graphs(tmp_path, monkeypatch):
+    tiny = dataclasses.replace(exp.PROFILES["smoke"], steps=4, train_size=8, test_size=6, batch_size=4, iwbo_k=2,
+                               iwbo_size=4, curve_every=0, model=SMALL)
+    monkeypatch.setitem(exp.PROFILES, "tiny", tiny)
+    first = exp.run_graphs("tiny", tmp_path, seed=0, names=[exp.RNN], progress=False)[0]
+    second = exp.run_graphs("tiny", tmp_path, seed=1, names=[exp.RNN], progress=False)[0]
+    assert exp.checkpoint_path(tmp_path, "tiny", exp.RNN, 1) == tmp_path / "tiny" / "seed1" / f"{exp.RNN}.pt"
+    assert exp.checkpoint_path(tmp_path, "tiny", exp.RNN, 1).exists()
+    assert exp.checkpoint_path(tmp_path, "tiny", exp.RNN, 0).exists()  # seed 1 did not replace seed 0's run
+    assert first["losses"] != second["losses"]  # another training run ...
+    data = exp.load_data(tiny, progress=False)  # ... on the graphs of data seed 0
+    first_colours = [len(s) for s in first["samples"]]
+    assert first_colours == [len(s) for s in second["samples"]] == data["test"].num_nodes.tolist()
+    monkeypatch.setattr(exp, "fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained again")))
+    assert exp.run_graphs("tiny", tmp_path, seed=0, names=[exp.RNN], progress=False)[0]["losses"] == first["losses"]
+
+
 @pytest.mark.parametrize("name", ["trufl", exp.RNN])
 def test_measuring_during_training_does_not_change_the_run(tmp_path, name):
     tiny = dataclasses.replace(exp.PROFILES["smoke"], steps=5, train_size=8, test_size=6, batch_size=4, iwbo_k=2,

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from catlib.data.graphs import GraphColouring, is_valid_colouring
 from catlib.experiments import (NOT_GIVEN, Setting, budget_ratio, canonical_profile, check_profile,
-                                checkpoint_folder, experiment_parser, writable_dir_or_error)
+                                checkpoint_folder, experiment_parser, seed_type, writable_dir_or_error)
 from catlib.graph_models import GRAPH_MODELS, GraphColouringModel, bits_per_node
 from catlib.graph_rnn import GraphColouringRNN
 from catlib.results import row_status
@@ -37,7 +37,8 @@ from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metric
 
 __all__ = ["PROFILES", "PAPER_SETTINGS", "PAPER_SETTINGS_LARGE", "PAPER_BUDGET", "run_budget_ratio", "TOLERANCES",
            "result_fields", "TABLE1", "ROWS", "NAMES", "RNN", "GraphsConfig", "build", "load_data", "run_one",
-           "run_graphs", "load_model", "evaluate_samples", "paper_columns", "curve_trend"]
+           "run_graphs", "load_model", "evaluate_samples", "paper_columns", "curve_trend",
+           "checkpoint_path"]
 
 #: The TRUFL paper's Table 1 (means over 3 seeds): ``(key, label, small validity, small bpd,
 #: large validity, large bpd)``; validity as a fraction, bpd in bits per node. The RNN row is
@@ -375,15 +376,17 @@ def evaluate_samples(model: GraphColouringModel, data: GraphColouring, rejection
 
 def run_one(name: str, config: GraphsConfig, checkpoint: Path | None, seed: int = 0,
             device: torch.device | None = None, progress: bool = True,
-            data: dict[str, GraphColouring] | None = None) -> dict:
-    """Train one model (or reload it) and evaluate it; returns the stored metrics."""
+            data: dict[str, GraphColouring] | None = None, data_seed: int = 0) -> dict:
+    """Train one model with training seed ``seed`` (or reload it) on ``data``, the graphs drawn
+    with ``data_seed`` (drawn here if not given), and evaluate it; returns the stored metrics."""
     device = select_device(device)
-    wanted = {"config": asdict(config), "seed": seed, "name": name}
+    # the run's record; data_seed 0 is left out, so checkpoints made before it existed still match
+    wanted = {"config": asdict(config), "seed": seed, "name": name, **({"data_seed": data_seed} if data_seed else {})}
     training = config.training(name)
     finished = finished_run_metrics(checkpoint, wanted, training["steps"])
     if finished is not None:
         return finished
-    data = data or load_data(config, seed)
+    data = data or load_data(config, data_seed)
     train, test = data["train"], data["test"]
     torch.manual_seed(seed)
     model = build(name, config, seed).to(device)
@@ -462,20 +465,36 @@ def run_one(name: str, config: GraphsConfig, checkpoint: Path | None, seed: int 
     return metrics
 
 
+def checkpoint_path(checkpoint_dir: str | Path, profile: str, name: str, seed: int = 0) -> Path:
+    """Where :func:`run_graphs` keeps the run of ``name`` with training seed ``seed``: seed 0 at
+    ``<dir>/<profile>/<name>.pt``, any other at ``<dir>/<profile>/seed<seed>/<name>.pt``, so runs of
+    several seeds live side by side (a finished checkpoint of other settings would be replaced).
+
+    >>> checkpoint_path("ck", "cpu", "catnf").as_posix(), checkpoint_path("ck", "cpu", "catnf", 2).as_posix()
+    ('ck/cpu/catnf.pt', 'ck/cpu/seed2/catnf.pt')
+    """
+    folder = Path(checkpoint_dir) / canonical_profile(profile)
+    return (folder if seed == 0 else folder / f"seed{seed}") / f"{name}.pt"
+
+
 def load_model(name: str, profile: str, checkpoint_dir: str | Path = "checkpoints/09_graph_colouring",
                device: str | torch.device | None = None, seed: int = 0) -> GraphColouringModel | GraphColouringRNN:
     """The trained model ``name`` of a finished :func:`run_graphs` run, in eval mode."""
     profile = canonical_profile(profile)
     model = build(name, check_profile(profile, PROFILES), seed)
-    state = load_checkpoint(Path(checkpoint_dir) / profile / f"{name}.pt")["model"]
+    state = load_checkpoint(checkpoint_path(checkpoint_dir, profile, name, seed))["model"]
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     return model.to(select_device(device)).eval()
 
 
 def run_graphs(profile: str = "cpu", checkpoint_dir: str | Path | None = "checkpoints/09_graph_colouring",
                seed: int = 0, device: str | torch.device | None = None, names: list[str] | None = None,
-               progress: bool = True, data_dir: str | Path | None = None, workers: int = 1) -> list[dict]:
+               progress: bool = True, data_dir: str | Path | None = None, workers: int = 1,
+               data_seed: int = 0) -> list[dict]:
     """The rows of Table 1 for ``profile`` (small graphs, or large ones for a ``-large`` profile).
+
+    ``seed`` seeds the training (initialisation, batches, sampling); the graphs are the same for
+    every seed, drawn with ``data_seed``, as the paper averages its seeds over one data set.
 
     Returns one dict per row of :data:`ROWS`: ``key``, ``name`` (the trained model), ``label``,
     ``rejection`` (TRUFL sampled with rejection sampling), ``validity`` and ``validity_greedy``
@@ -492,7 +511,7 @@ def run_graphs(profile: str = "cpu", checkpoint_dir: str | Path | None = "checkp
     unknown = sorted(set(names or []) - set(NAMES))
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; expected some of {list(NAMES)}")
-    data = load_data(config, seed, data_dir, workers, progress)
+    data = load_data(config, data_seed, data_dir, workers, progress)
     device = select_device(device)
     paper = {row[0]: row for row in TABLE1}
     v_col, b_col = paper_columns(config.size)
@@ -501,8 +520,8 @@ def run_graphs(profile: str = "cpu", checkpoint_dir: str | Path | None = "checkp
         if names is not None and name not in names:
             continue
         if name not in metrics:
-            ckpt = Path(checkpoint_dir) / profile / f"{name}.pt" if checkpoint_dir is not None else None
-            metrics[name] = run_one(name, config, ckpt, seed, device, progress, data)
+            ckpt = checkpoint_path(checkpoint_dir, profile, name, seed) if checkpoint_dir is not None else None
+            metrics[name] = run_one(name, config, ckpt, seed, device, progress, data, data_seed)
         m = metrics[name]
         plain = "rejection" if rejection else "plain"
         s, g = m["samplings"][plain], m["samplings"][f"{plain}_greedy"]
@@ -523,6 +542,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="cache folder for the generated graphs (written to <dir>/graph_colouring)")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes drawing the graphs (the set is the same for any number; default: 1)")
+    parser.add_argument("--data-seed", type=seed_type, default=0,
+                        help="seed of the graphs; --seed seeds the training only (default: 0)")
     args = parser.parse_args(argv)
     checkpoint_folder(parser, args)
     if args.data_dir is not None:
@@ -531,7 +552,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")
     for r in run_graphs(args.profile, args.checkpoint_dir, args.seed, args.device, args.only,
-                        data_dir=args.data_dir, workers=args.workers):
+                        data_dir=args.data_dir, workers=args.workers, data_seed=args.data_seed):
         print(f"{r['label']:30s} validity {r['validity']:.2%} (greedy {r['validity_greedy']:.2%}; paper "
               f"{r['paper_validity']:.2%})  ELBO {r['elbo_bpn']:.3f} IWBO({r['iwbo_k']}) {r['iwbo_bpn']:.3f} bits "
               f"per node (paper {r['paper_bpn']})  {r['steps']} steps, {r['seconds']:.0f} s", flush=True)
