@@ -34,6 +34,9 @@ $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || { echo "Creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
 	@echo "Installing requirements.txt and catlib (editable) into $(VENV)"
 	$(PY) -m pip install -qq --disable-pip-version-check -r requirements.txt -e .
+	@# The MOSES molecules ship in the molsets wheel; its own dependencies carry old pins and are
+	@# not needed to read its data files (catlib.data.molecules), so it is installed without them.
+	$(PY) -m pip install -qq --disable-pip-version-check --no-deps molsets==0.3.1
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (catbook)" >/dev/null
 	@touch $@
 
