@@ -113,8 +113,13 @@ class GraphAffineCoupling(nn.Module):
         self._parity = parity if parity in (0, 1) else None  # the mask as a strided slice (no index kernels)
         n_fixed = int(self.fixed.sum())
         self.n_moved = d - n_fixed
-        self.net = GraphNet(n_fixed + feature_dim, self.params_per_channel * self.n_moved, hidden, gnn_layers,
-                            zero_init=True, kind=net, heads=heads)
+        self.net = self._make_net(n_fixed, feature_dim, self.params_per_channel * self.n_moved, hidden, gnn_layers,
+                                  net, heads)
+
+    def _make_net(self, n_fixed: int, feature_dim: int, out_dim: int, hidden: int, layers: int, net: str,
+                  heads: int) -> nn.Module:
+        """The conditioning network, its last layer at zero (a subclass may build another kind)."""
+        return GraphNet(n_fixed + feature_dim, out_dim, hidden, layers, zero_init=True, kind=net, heads=heads)
 
     def _fixed(self, x: Tensor) -> Tensor:
         """``x[..., fixed]``, the channels that stay fixed."""
