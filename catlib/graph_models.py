@@ -33,10 +33,10 @@ import math
 import torch
 from torch import Tensor, nn
 
-from catlib.argmax import ThresholdInverse, conditional_flow
-from catlib.encodings import CategoricalEncoding, RejectionStats, rejection_sample
+from catlib.encodings import RejectionStats, rejection_sample
 from catlib.flows.graph import GraphFlow
 from catlib.nets.graph import check_graph_batch
+from catlib.position_layers import decode_positions, latent_size, make_position_layer, position_supported, position_terms
 from catlib.validation import check_float, check_positive_float, check_positive_int, check_positive_ints
 
 __all__ = ["GraphColouringModel", "GRAPH_MODELS", "bits_per_node", "check_colours"]
@@ -118,15 +118,9 @@ class GraphColouringModel(nn.Module):
         init_spread = check_positive_float("init_spread", init_spread)
         init_truncation = check_float("init_truncation", init_truncation)
         support_temperature = check_float("support_temperature", support_temperature, 0.0)
-        if name == "argmax-threshold":
-            self.layer = ThresholdInverse(1, num_colours, flow_steps=q_flow_steps, hidden=q_hidden)
-            d = num_colours
-        else:
-            extra = ({"init_truncation": init_truncation, "support_temperature": support_temperature}
-                     if name == "trufl" else {})
-            make = CategoricalEncoding.trufl if name == "trufl" else CategoricalEncoding.catnf
-            self.layer = make(1, num_colours, latent_dim, init_spread=init_spread, seed=seed, **extra)
-            d = latent_dim
+        self.layer = make_position_layer(name, num_colours, latent_dim, q_flow_steps, q_hidden, init_spread,
+                                         init_truncation, support_temperature, seed)
+        d = latent_size(self.layer)
         self.d = d
         self.flow = GraphFlow(d, num_steps=flow_steps, hidden=hidden, gnn_layers=gnn_layers, seed=seed,
                               coupling=coupling, num_mixtures=num_mixtures, net=net, heads=heads)
@@ -150,19 +144,13 @@ class GraphColouringModel(nn.Module):
 
     # --- q(z|x) and the bound ------------------------------------------------------------------
     def node_terms(self, colours: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        r"""One latent per node and its per-node terms, zero at padded nodes.
+        r"""One latent per node and its per-node terms, zero at padded nodes
+        (:func:`catlib.position_layers.position_terms`).
 
         Returns ``z [B, N, d]`` from :math:`q(z|x)`, :math:`\log p(x_i|z_i)` ``[B, N]`` and
         :math:`\log q(z_i|x_i)` ``[B, N]``.
         """
-        b, n = colours.shape
-        if self.name == "argmax-threshold":
-            v, log_q = self.layer.sample(colours.reshape(b * n, 1))
-            z, log_q, log_px_z = v.view(b, n, self.d), log_q.view(b, n), torch.zeros(b, n, device=colours.device)
-        else:  # per node, so that padded nodes can be masked before the sums
-            z, log_px_z, log_q = self.layer.variable_terms(colours)
-        zero = torch.zeros((), dtype=log_q.dtype, device=log_q.device)
-        return z, torch.where(mask, log_px_z.to(log_q.dtype), zero), torch.where(mask, log_q, zero)
+        return position_terms(self.layer, colours, mask)
 
     def log_weights(self, colours: Tensor, adjacency: Tensor, mask: Tensor) -> dict[str, Tensor]:
         r"""One-sample terms of the bound, each ``[B]``: ``log_pz`` :math:`\log p(z|G)`, ``log_px_z``,
@@ -195,37 +183,16 @@ class GraphColouringModel(nn.Module):
 
     def node_supported(self, z: Tensor) -> Tensor:
         """``[B, N]`` bool: the node's latent lies in some colour's support."""
-        if not self.truncated:
-            return torch.ones(z.shape[:2], dtype=torch.bool, device=z.device)
-        return torch.isfinite(self.layer.log_q_all(z)).any(-1)
+        return position_supported(self.layer, z)
 
     @torch.no_grad()
     def decode(self, z: Tensor, mask: Tensor, truncate: bool = True, greedy: bool = False,
                generator: torch.Generator | None = None) -> Tensor:
-        """Colours ``[B, N]`` from latents ``z [B, N, d]`` (0 at padded nodes).
-
-        Argmax: the argmax of each node's ``K`` numbers. CatNF / TRUFL: a draw from the optimal
-        decoder :math:`p(x_i|z_i)` (``greedy``: its most likely colour); ``truncate=False`` uses
-        the densities continued outside their supports (TRUFL without rejection sampling, as
-        the paper does), and a node outside every support falls back to it too.
-        """
-        if self.name == "argmax-threshold":
-            x = z.argmax(-1)
-        else:
-            enc = self.layer
-            joint = enc.log_q_all(z, truncate=truncate) + enc.log_class_prior
-            if truncate and self.truncated:
-                outside = ~torch.isfinite(joint).any(-1, keepdim=True)
-                if outside.any():
-                    joint = torch.where(outside, enc.log_q_all(z, truncate=False) + enc.log_class_prior, joint)
-            logits = joint - torch.logsumexp(joint, -1, keepdim=True)
-            if greedy:
-                x = logits.argmax(-1)
-            else:
-                probs = logits.exp().reshape(-1, self.num_colours)
-                x = torch.multinomial(probs.cpu() if generator is not None and generator.device.type == "cpu"
-                                      else probs, 1, generator=generator).view(z.shape[:2]).to(z.device)
-        return torch.where(mask, x, torch.zeros_like(x))
+        """Colours ``[B, N]`` from latents ``z [B, N, d]`` (0 at padded nodes), by
+        :func:`catlib.position_layers.decode_positions`: the argmax for argmax thresholding, a
+        draw from the optimal decoder (``greedy``: its most likely colour) for CatNF and TRUFL;
+        ``truncate=False`` decodes TRUFL with its densities continued outside their supports."""
+        return decode_positions(self.layer, z, mask, truncate, greedy, generator)
 
     @torch.no_grad()
     def sample_latents(self, adjacency: Tensor, mask: Tensor, rejection: bool = True,
