@@ -176,8 +176,10 @@ class ArgmaxInverse(nn.Module):
         return self.num_vars * self.num_classes
 
     def context(self, x: Tensor) -> Tensor:
-        """One-hot of ``x`` flattened: ``[batch, D * K]``, the conditioning of ``q(u|x)``."""
-        return flat_onehot(x, self.num_classes)
+        """One-hot of ``x`` flattened: ``[batch, D * K]``, the conditioning of ``q(u|x)``, in the
+        dtype of the layer's parameters (so that a ``.double()`` model runs in float64)."""
+        param = next(self.parameters(), None)
+        return flat_onehot(x, self.num_classes).to(torch.get_default_dtype() if param is None else param.dtype)
 
     def sample(self, x: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
