@@ -96,10 +96,10 @@ class MoleculeModel(nn.Module):
             "no bond" as 0).
         atom_dim, bond_dim: latent numbers per atom and per pair for CatNF and TRUFL (``>= 2``;
             argmax uses one number per category).
-        atom_flow_steps, bond_flow_steps: steps of the two priors.
-        hidden, layers: width and depth of the priors' networks.
-        coupling, num_mixtures, heads: the couplings (``"affine"`` or ``"mixture"`` of
-            ``num_mixtures`` logistics) and the atoms' attention heads.
+        atom_flow_steps, atom_hidden, atom_layers, atom_mixtures: the atoms' prior: its steps, the
+            width and depth of its attention networks and the logistics of its couplings.
+        bond_flow_steps, bond_hidden, bond_layers, bond_mixtures: the same for the bonds' prior.
+        coupling, heads: ``"affine"`` or ``"mixture"`` couplings; the atoms' attention heads.
         q_flow_steps, q_hidden, init_spread, init_truncation, support_temperature: the
             categorical layers' options (:func:`~catlib.position_layers.make_position_layer`).
         size_counts: number of training molecules with ``n`` atoms at index ``n`` (for sampling
@@ -111,7 +111,8 @@ class MoleculeModel(nn.Module):
 
     >>> from catlib.data.molecules import MoleculeGraphs
     >>> atoms, bonds, mask = MoleculeGraphs.from_smiles(["CCO", "C=CC#N"], progress=False).batch([0, 1])
-    >>> model = MoleculeModel("trufl", atom_flow_steps=1, bond_flow_steps=1, hidden=8, layers=1, max_atoms=6)
+    >>> model = MoleculeModel("trufl", atom_flow_steps=1, bond_flow_steps=1, atom_hidden=8, bond_hidden=8,
+    ...                       atom_layers=1, bond_layers=1, max_atoms=6)
     >>> model.log_prob(atoms, bonds, mask, k=2).shape
     torch.Size([2])
     >>> a, b, m = model.sample(3, generator=torch.Generator().manual_seed(0))
@@ -120,8 +121,9 @@ class MoleculeModel(nn.Module):
     """
 
     def __init__(self, name: str, num_atom_types: int = 7, num_bond_types: int = 4, atom_dim: int = 6,
-                 bond_dim: int = 2, atom_flow_steps: int = 4, bond_flow_steps: int = 6, hidden: int = 64,
-                 layers: int = 3, coupling: str = "mixture", num_mixtures: int = 8, heads: int = 4,
+                 bond_dim: int = 2, atom_flow_steps: int = 4, atom_hidden: int = 64, atom_layers: int = 3,
+                 atom_mixtures: int = 8, bond_flow_steps: int = 6, bond_hidden: int = 64, bond_layers: int = 3,
+                 bond_mixtures: int = 8, coupling: str = "mixture", heads: int = 4,
                  q_flow_steps: int = 2, q_hidden: tuple[int, ...] = (64,), init_spread: float = 1.0,
                  init_truncation: float = 2.0, support_temperature: float = 0.0,
                  size_counts: Tensor | None = None, max_atoms: int = 27, seed: int = 0):
@@ -138,10 +140,10 @@ class MoleculeModel(nn.Module):
                        init_truncation=init_truncation, support_temperature=support_temperature, seed=seed)
         self.atom_layer = make_position_layer(name, num_atom_types, atom_dim, **options)
         self.bond_layer = make_position_layer(name, num_bond_types, bond_dim, **options)
-        self.atom_flow = GraphFlow(latent_size(self.atom_layer), atom_flow_steps, hidden, layers, seed=seed,
-                                   coupling=coupling, num_mixtures=num_mixtures, net="attention", heads=heads)
-        self.bond_flow = EdgeFlow(latent_size(self.bond_layer), num_atom_types, bond_flow_steps, hidden, layers,
-                                  coupling=coupling, num_mixtures=num_mixtures, seed=seed)
+        self.atom_flow = GraphFlow(latent_size(self.atom_layer), atom_flow_steps, atom_hidden, atom_layers, seed=seed,
+                                   coupling=coupling, num_mixtures=atom_mixtures, net="attention", heads=heads)
+        self.bond_flow = EdgeFlow(latent_size(self.bond_layer), num_atom_types, bond_flow_steps, bond_hidden,
+                                  bond_layers, coupling=coupling, num_mixtures=bond_mixtures, seed=seed)
         counts = torch.ones(max_atoms + 1) if size_counts is None else torch.as_tensor(size_counts, dtype=torch.float)
         if counts.dim() != 1 or counts.numel() < 2 or (counts < 0).any() or counts[1:].sum() <= 0:
             raise ValueError("size_counts must be a 1-d tensor of non-negative counts per number of atoms, "

@@ -14,8 +14,9 @@ from catlib.nets.edges import to_pairs
 
 def small_model(name, **kw):
     torch.manual_seed(0)
-    options = dict(num_atom_types=3, num_bond_types=3, atom_dim=2, bond_dim=2, atom_flow_steps=2,
-                   bond_flow_steps=2, hidden=8, layers=1, num_mixtures=3, q_hidden=(8,), max_atoms=4)
+    options = dict(num_atom_types=3, num_bond_types=3, atom_dim=2, bond_dim=2, atom_flow_steps=2, atom_hidden=8,
+                   atom_layers=1, atom_mixtures=3, bond_flow_steps=2, bond_hidden=8, bond_layers=1, bond_mixtures=3,
+                   q_hidden=(8,), max_atoms=4)
     options.update(kw)
     return MoleculeModel(name, **options).double()
 
