@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
+import json
 import math
 import os
 import random
@@ -38,7 +39,7 @@ from catlib.distributed import (SINGLE, DistributedContext, all_gather_objects, 
 from catlib.validation import check_positive_int, check_writable_dir
 
 __all__ = ["select_device", "seed_everything", "fit", "FitResult", "save_metrics", "load_checkpoint", "still_falling",
-           "finished_run_metrics", "TrainingLoss", "estimate_run", "format_estimate", "fit_defaults", "PRECISIONS",
+           "StepLog", "finished_run_metrics", "TrainingLoss", "estimate_run", "format_estimate", "fit_defaults", "PRECISIONS",
            "RESUME_MODES", "CheckpointError", "run_fingerprint", "data_description", "OPTIMIZERS", "schedule_name"]
 
 #: The precisions :func:`fit` trains in: float32, bfloat16 autocast, float16 autocast with loss scaling (CUDA).
@@ -921,3 +922,26 @@ def format_estimate(estimate: dict, name: str | None = None) -> str:
     return (f"estimate{' ' + name if name else ''}: {1000 * estimate['seconds_per_step']:.1f} ms/step x "
             f"{estimate['steps']:,} steps = {_duration(estimate['total_seconds'])}; "
             f"{estimate['parameters']:,} parameters; {memory}; {estimate['precision']}, {where}")
+
+
+class StepLog:
+    """Measurements taken during training, one dict with a ``"step"`` each, kept in the JSON file
+    ``path`` beside the checkpoint (``None``: in memory only); a run resumed at step ``resumed_at``
+    keeps those taken before it.
+
+    >>> log = StepLog(None, resumed_at=0)
+    >>> log.add({"step": 0, "validity": 0.5})
+    >>> log.rows
+    [{'step': 0, 'validity': 0.5}]
+    """
+
+    def __init__(self, path: Path | None, resumed_at: int):
+        self.path, self.rows = path, []
+        if path is not None and path.exists():
+            self.rows = [r for r in json.loads(path.read_text()) if r["step"] < resumed_at]
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.rows))

@@ -19,7 +19,6 @@ couplings (TRUFL's large graphs: 10) whose graph attention networks have 4 layer
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from catlib.experiments import (NOT_GIVEN, Setting, budget_ratio, canonical_prof
 from catlib.graph_models import GRAPH_MODELS, GraphColouringModel, bits_per_node
 from catlib.graph_rnn import GraphColouringRNN
 from catlib.results import row_status
-from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
+from catlib.train import StepLog, fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
 
 __all__ = ["PROFILES", "PAPER_SETTINGS", "PAPER_SETTINGS_LARGE", "PAPER_BUDGET", "run_budget_ratio", "TOLERANCES",
            "result_fields", "TABLE1", "ROWS", "NAMES", "RNN", "GraphsConfig", "build", "load_data", "run_one",
@@ -324,22 +323,6 @@ class _Packed(nn.Module):
         return objective(packed[..., 0], packed[..., 2:].bool(), packed[..., 1].bool())
 
 
-class _StepLog:
-    """Measurements taken during training, one dict with a ``"step"`` each, kept in a JSON file beside
-    the checkpoint (a resumed run keeps those taken before the step it resumes from)."""
-
-    def __init__(self, path: Path | None, resumed_at: int):
-        self.path, self.rows = path, []
-        if path is not None and path.exists():
-            self.rows = [r for r in json.loads(path.read_text()) if r["step"] < resumed_at]
-
-    def add(self, row: dict) -> None:
-        self.rows.append(row)
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps(self.rows))
-
-
 @torch.no_grad()
 def _bounds_bpn(model: GraphColouringModel | GraphColouringRNN, data: GraphColouring, count: int, k: int, graphs_per_batch: int) -> float:
     """Mean over the first ``count`` graphs of the bound's bits per node."""
@@ -396,8 +379,8 @@ def run_one(name: str, config: GraphsConfig, checkpoint: Path | None, seed: int 
     # run is the same with or without them: TRUFL's rejection rate (Figure 3) and the learning curve
     resumed_at = int(load_checkpoint(checkpoint)["step"]) if checkpoint is not None and checkpoint.exists() else 0
     step = {"next": resumed_at}
-    trace = _StepLog(checkpoint.with_suffix(".trace.json") if checkpoint is not None else None, resumed_at)
-    curve = _StepLog(checkpoint.with_suffix(".curve.json") if checkpoint is not None else None, resumed_at)
+    trace = StepLog(checkpoint.with_suffix(".trace.json") if checkpoint is not None else None, resumed_at)
+    curve = StepLog(checkpoint.with_suffix(".curve.json") if checkpoint is not None else None, resumed_at)
     _, probe_a, probe_m = test.batch(range(min(config.rejection_graphs, len(test))))
     probe_a, probe_m = probe_a.to(device), probe_m.to(device)
     curve_c, curve_a, curve_m = (t.to(device) for t in test.batch(range(min(config.curve_graphs, len(test)))))
