@@ -26,6 +26,7 @@ VALID_NAMES = {
     "text8": lambda m: list(m.NAMES["text8"]),
     "text_diffusion": lambda m: list(m.NAMES),
     "cityscapes": lambda m: list(m.NAMES),
+    "molecules": lambda m: list(m.NAMES),
 }
 
 
