@@ -257,7 +257,7 @@ def _vae_layer(num_vars: int, num_classes: int, image: tuple[int, int] | None, o
 
 
 def build_model(name: str, data_shape: Sequence[int], num_classes: int, **options) -> nn.Module:
-    """Build a model for categorical data of shape ``data_shape`` with ``num_classes`` classes.
+    r"""Build a model for categorical data of shape ``data_shape`` with ``num_classes`` classes.
 
     Names: ``"uniform-dequantization"``, ``"variational-dequantization"``,
     ``"argmax-threshold"``, ``"argmax-gumbel"``, ``"argmax-gumbel-threshold"``,

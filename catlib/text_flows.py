@@ -153,7 +153,7 @@ def nearest_code(v: Tensor, num_classes: int, threshold: float = 0.0) -> Tensor:
     r"""Decode bits ``v [*, d]`` (bit ``i`` is ``v_i > threshold``) to the nearest used code in ``[0, K)``.
 
     The squared distance from ``v`` to the region of code ``c`` is
-    :math:`\sum_i \max(0, -(2 b_i(c) - 1)(v_i - 	ext{threshold}))^2`; it is 0 for ``v``'s own
+    :math:`\sum_i \max(0, -(2 b_i(c) - 1)(v_i - \text{threshold}))^2`; it is 0 for ``v``'s own
     code, so used codes decode as :func:`binary_decode` does, and unused codes go to the used
     code whose region is closest (ties, of measure zero, to the smallest index).
 
