@@ -37,6 +37,9 @@ $(STAMP): requirements.txt pyproject.toml
 	@# The MOSES molecules ship in the molsets wheel; its own dependencies carry old pins and are
 	@# not needed to read its data files (catlib.data.molecules), so it is installed without them.
 	$(PY) -m pip install -qq --disable-pip-version-check --no-deps molsets==0.3.1
+	@# molsets also ships a top-level "tests" package, which would shadow this repository's tests/
+	@# in subprocesses (torch.multiprocessing imports tests.test_distributed by name): remove it.
+	rm -rf "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tests"
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (catbook)" >/dev/null
 	@touch $@
 
