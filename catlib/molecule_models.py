@@ -44,22 +44,12 @@ from torch.nn import functional as F
 from catlib.encodings import RejectionStats, rejection_sample
 from catlib.flows.edges import EdgeFlow
 from catlib.flows.graph import GraphFlow
-from catlib.nets.edges import pair_mask, to_dense, to_pairs
+from catlib.nets.edges import complete_graph, pair_mask, to_dense, to_pairs
 from catlib.position_layers import (POSITION_LAYERS, decode_positions, latent_size, make_position_layer,
                                     position_supported, position_terms)
 from catlib.validation import check_positive_int
 
 __all__ = ["MoleculeModel", "complete_graph", "check_molecules"]
-
-
-def complete_graph(mask: Tensor) -> Tensor:
-    """``[B, N, N]`` bool: every pair of distinct real nodes is joined.
-
-    >>> complete_graph(torch.tensor([[True, True, False]])).int().tolist()
-    [[[0, 1, 0], [1, 0, 0], [0, 0, 0]]]
-    """
-    eye = torch.eye(mask.shape[1], dtype=torch.bool, device=mask.device)
-    return mask[:, :, None] & mask[:, None, :] & ~eye
 
 
 def check_molecules(atoms: Tensor, bonds: Tensor, mask: Tensor, num_atom_types: int,

@@ -20,7 +20,7 @@ from catlib.experiments._profiles import (ALIASES, NOT_GIVEN, PROFILE_NAMES, Not
 from catlib.experiments._cli import (MAX_SEED, device_type, missing_data_error, positive_minutes, seed_type,
                                     writable_dir_or_error)
 
-__all__ = ["experiment_parser", "check_profile", "checkpoint_folder", "seed_type", "positive_minutes", "device_type",
+__all__ = ["experiment_parser", "check_profile", "checkpoint_folder", "checkpoint_path", "seed_type", "positive_minutes", "device_type",
            "writable_dir_or_error", "missing_data_error", "PROFILE_NAMES", "ALIASES", "NOT_GIVEN", "NotYet",
            "ProfileNotReady", "Setting", "canonical_profile", "settings_table", "paper_mismatches", "budget_ratio",
            "profile_type"]
@@ -107,3 +107,15 @@ def profile_type(profiles: dict) -> Callable[[str], str]:
         return canonical_profile(text)
 
     return parse
+
+
+def checkpoint_path(checkpoint_dir: str | Path, profile: str, name: str, seed: int = 0) -> Path:
+    """Where an experiment keeps the run of ``name`` with training seed ``seed``: seed 0 at
+    ``<dir>/<profile>/<name>.pt``, any other at ``<dir>/<profile>/seed<seed>/<name>.pt``, so runs of
+    several seeds live side by side (a finished checkpoint of other settings would be replaced).
+
+    >>> checkpoint_path("ck", "cpu", "catnf").as_posix(), checkpoint_path("ck", "cpu", "catnf", 2).as_posix()
+    ('ck/cpu/catnf.pt', 'ck/cpu/seed2/catnf.pt')
+    """
+    folder = Path(checkpoint_dir) / canonical_profile(profile)
+    return (folder if seed == 0 else folder / f"seed{seed}") / f"{name}.pt"

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from catlib.data.graphs import GraphColouring, is_valid_colouring
 from catlib.experiments import (NOT_GIVEN, Setting, budget_ratio, canonical_profile, check_profile,
-                                checkpoint_folder, experiment_parser, seed_type, writable_dir_or_error)
+                                checkpoint_folder, checkpoint_path, experiment_parser, seed_type, writable_dir_or_error)
 from catlib.graph_models import GRAPH_MODELS, GraphColouringModel, bits_per_node
 from catlib.graph_rnn import GraphColouringRNN
 from catlib.results import row_status
@@ -446,18 +446,6 @@ def run_one(name: str, config: GraphsConfig, checkpoint: Path | None, seed: int 
     if checkpoint is not None:
         save_metrics(checkpoint, metrics)
     return metrics
-
-
-def checkpoint_path(checkpoint_dir: str | Path, profile: str, name: str, seed: int = 0) -> Path:
-    """Where :func:`run_graphs` keeps the run of ``name`` with training seed ``seed``: seed 0 at
-    ``<dir>/<profile>/<name>.pt``, any other at ``<dir>/<profile>/seed<seed>/<name>.pt``, so runs of
-    several seeds live side by side (a finished checkpoint of other settings would be replaced).
-
-    >>> checkpoint_path("ck", "cpu", "catnf").as_posix(), checkpoint_path("ck", "cpu", "catnf", 2).as_posix()
-    ('ck/cpu/catnf.pt', 'ck/cpu/seed2/catnf.pt')
-    """
-    folder = Path(checkpoint_dir) / canonical_profile(profile)
-    return (folder if seed == 0 else folder / f"seed{seed}") / f"{name}.pt"
 
 
 def load_model(name: str, profile: str, checkpoint_dir: str | Path = "checkpoints/09_graph_colouring",

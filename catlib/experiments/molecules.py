@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from catlib.data.molecules import (ATOM_TYPES, MAX_ATOMS, MoleculeGraphs, graph_to_smiles, load_moses, molecule_metrics,
                                    moses_smiles)
 from catlib.experiments import (NOT_GIVEN, NotYet, Setting, budget_ratio, canonical_profile, check_profile,
-                                checkpoint_folder, experiment_parser, writable_dir_or_error)
+                                checkpoint_folder, checkpoint_path, experiment_parser, writable_dir_or_error)
 from catlib.graph_models import bits_per_node
 from catlib.molecule_models import MoleculeModel
 from catlib.position_layers import POSITION_LAYERS
@@ -304,17 +304,12 @@ def run_one(name: str, config: MoleculesConfig, checkpoint: Path | None, data: d
     return metrics
 
 
-def _checkpoint(checkpoint_dir: str | Path, profile: str, name: str, seed: int) -> Path:
-    folder = Path(checkpoint_dir) / canonical_profile(profile)
-    return (folder if seed == 0 else folder / f"seed{seed}") / f"{name}.pt"
-
-
 def load_model(name: str, profile: str, data: dict[str, MoleculeGraphs],
                checkpoint_dir: str | Path = "checkpoints/13_molecules", device: str | torch.device | None = None,
                seed: int = 0) -> MoleculeModel:
     """The trained model ``name`` of a finished :func:`run_molecules` run, in eval mode."""
     model = build(name, check_profile(profile, PROFILES), data["train"], seed)
-    state = load_checkpoint(_checkpoint(checkpoint_dir, profile, name, seed))["model"]
+    state = load_checkpoint(checkpoint_path(checkpoint_dir, profile, name, seed))["model"]
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     return model.to(select_device(device)).eval()
 
@@ -348,7 +343,7 @@ def run_molecules(profile: str = "smoke", checkpoint_dir: str | Path | None = "c
         if names is not None and name not in names:
             continue
         if name not in metrics:
-            ckpt = _checkpoint(checkpoint_dir, profile, name, seed) if checkpoint_dir is not None else None
+            ckpt = checkpoint_path(checkpoint_dir, profile, name, seed) if checkpoint_dir is not None else None
             metrics[name] = run_one(name, config, ckpt, data, train_smiles, seed, device, progress)
         m = metrics[name]
         s = m["samplings"]["rejection" if rejection else "plain"]

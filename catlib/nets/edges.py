@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from catlib.validation import check_positive_int
 
-__all__ = ["EdgeNet", "pair_index", "pair_mask", "to_pairs", "to_dense"]
+__all__ = ["EdgeNet", "complete_graph", "pair_index", "pair_mask", "to_pairs", "to_dense"]
 
 
 def pair_index(n: int, device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
@@ -43,6 +43,16 @@ def pair_index(n: int, device: torch.device | str | None = None) -> tuple[Tensor
     """
     rows, cols = torch.triu_indices(n, n, 1, device=device)
     return rows, cols
+
+
+def complete_graph(mask: Tensor) -> Tensor:
+    """``[B, N, N]`` bool: every pair of distinct real nodes is joined.
+
+    >>> complete_graph(torch.tensor([[True, True, False]])).int().tolist()
+    [[[0, 1, 0], [1, 0, 0], [0, 0, 0]]]
+    """
+    eye = torch.eye(mask.shape[1], dtype=torch.bool, device=mask.device)
+    return mask[:, :, None] & mask[:, None, :] & ~eye
 
 
 def pair_mask(mask: Tensor) -> Tensor:
@@ -150,7 +160,7 @@ class EdgeNet(nn.Module):
                              f"{list(getattr(edges, 'shape', []))}")
         zero = torch.zeros((), dtype=nodes.dtype, device=nodes.device)
         real = mask.unsqueeze(-1)
-        pairs = (mask[:, :, None] & mask[:, None, :] & ~torch.eye(n, dtype=torch.bool, device=mask.device)).unsqueeze(-1)
+        pairs = complete_graph(mask).unsqueeze(-1)
         others = (pairs.sum(2)).clamp(min=1).to(nodes.dtype)
         h = torch.where(real, self.embed_nodes(torch.where(real, nodes, zero)), zero)
         e = torch.where(pairs, self.embed_edges(torch.where(pairs, edges, zero)), zero)
