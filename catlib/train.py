@@ -39,7 +39,7 @@ from catlib.distributed import (SINGLE, DistributedContext, all_gather_objects, 
 from catlib.validation import check_positive_int, check_writable_dir
 
 __all__ = ["select_device", "seed_everything", "fit", "FitResult", "save_metrics", "load_checkpoint", "still_falling",
-           "StepLog", "finished_run_metrics", "TrainingLoss", "estimate_run", "format_estimate", "fit_defaults", "PRECISIONS",
+           "curve_trend", "StepLog", "finished_run_metrics", "TrainingLoss", "estimate_run", "format_estimate", "fit_defaults", "PRECISIONS",
            "RESUME_MODES", "CheckpointError", "run_fingerprint", "data_description", "OPTIMIZERS", "schedule_name"]
 
 #: The precisions :func:`fit` trains in: float32, bfloat16 autocast, float16 autocast with loss scaling (CUDA).
@@ -104,6 +104,28 @@ class FitResult:
     resumed_from: int = 0
     metrics: dict | None = None
     estimate: dict | None = None
+
+
+def curve_trend(curve: list[dict], key: str = "validity", points: int = 4, seen: str = "graphs_seen") -> float:
+    r"""How fast a learning curve (a list of points such as the graph and molecule experiments'
+    ``curve``) was moving when training stopped: the least-squares slope of ``key`` against
+    :math:`\log_2` of the examples seen (the key ``seen``) over its last ``points`` points with
+    examples seen, i.e. the change per doubling of the training budget. NaN with fewer than two
+    such points.
+
+    >>> curve = [{"graphs_seen": 2 ** k, "validity": 0.1 * k} for k in range(6)]
+    >>> round(curve_trend(curve), 6)
+    0.1
+    """
+    if points < 2:
+        raise ValueError(f"points must be at least 2, got {points}")
+    tail = [r for r in curve if r[seen] > 0][-points:]
+    if len(tail) < 2:
+        return float("nan")
+    x = torch.tensor([r[seen] for r in tail], dtype=torch.float64).log2()
+    y = torch.tensor([r[key] for r in tail], dtype=torch.float64)
+    x = x - x.mean()
+    return float((x * (y - y.mean())).sum() / (x * x).sum())
 
 
 def still_falling(losses: Sequence[float], min_drop: float = 0.01) -> bool:

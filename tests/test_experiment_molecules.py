@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from catlib.experiments import ProfileNotReady, check_profile, paper_mismatches
+from catlib.experiments import check_profile, paper_mismatches
 from catlib.experiments import molecules as exp
 from catlib.molecule_models import MoleculeModel
 
@@ -56,12 +56,15 @@ def test_finished_runs_are_read_back_not_retrained(smoke, monkeypatch):
     assert not model.training and model.name == "catnf"
 
 
-def test_paper_profile_is_catnf_moses_setting_and_cpu_is_not_ready_yet():
+def test_paper_profile_is_catnf_moses_setting_and_cpu_is_a_smaller_run_of_the_same_recipe():
     paper = exp.PROFILES["paper"]
     assert paper_mismatches(exp.PAPER_SETTINGS, paper) == []
     assert (paper.steps, paper.batch_size, paper.lr, paper.model["atom_dim"], paper.model["bond_dim"]) == \
         (150_000, 96, 5e-4, 6, 2)
-    with pytest.raises(ProfileNotReady, match="timed training steps"):
-        check_profile("cpu", exp.PROFILES)
+    cpu = check_profile("cpu", exp.PROFILES)
+    assert (cpu.optimizer, cpu.lr, cpu.lr_decay, cpu.grad_clip) == (paper.optimizer, paper.lr, paper.lr_decay,
+                                                                     paper.grad_clip)
+    assert cpu.steps * cpu.batch_size < paper.steps * paper.batch_size and cpu.train_size < 1_584_663
+    assert set(cpu.model) == set(paper.model)
     with pytest.raises(ValueError, match="unknown model"):
         exp.run_molecules("smoke", None, names=["gumbel"])

@@ -12,7 +12,8 @@ from catlib.experiments import (NOT_GIVEN, PROFILE_NAMES, NotYet, ProfileNotRead
                                 check_profile, experiment_parser, paper_mismatches, settings_table)
 from catlib.experiments._profiles import config_value
 
-EXPERIMENTS = ["toy50", "two_variable", "squares", "words", "graphs", "text8", "text_diffusion", "cityscapes"]
+EXPERIMENTS = ["toy50", "two_variable", "squares", "words", "graphs", "text8", "text_diffusion", "cityscapes",
+               "molecules"]
 
 
 def _module(name):

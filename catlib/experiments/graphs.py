@@ -32,7 +32,7 @@ from catlib.experiments import (NOT_GIVEN, Setting, budget_ratio, canonical_prof
 from catlib.graph_models import GRAPH_MODELS, GraphColouringModel, bits_per_node
 from catlib.graph_rnn import GraphColouringRNN
 from catlib.results import row_status
-from catlib.train import StepLog, fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
+from catlib.train import StepLog, curve_trend, fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
 
 __all__ = ["PROFILES", "PAPER_SETTINGS", "PAPER_SETTINGS_LARGE", "PAPER_BUDGET", "run_budget_ratio", "TOLERANCES",
            "result_fields", "TABLE1", "ROWS", "NAMES", "RNN", "GraphsConfig", "build", "load_data", "run_one",
@@ -259,27 +259,6 @@ def result_fields(kind: str, ours: float | None, paper: float | None, profile: s
     ratio = run_budget_ratio(config, name)
     return {"status": row_status(ours, paper, TOLERANCES[kind], profile=profile, budget_ratio=ratio),
             "budget_ratio": ratio}
-
-
-def curve_trend(curve: list[dict], key: str = "validity", points: int = 4) -> float:
-    r"""How fast a learning curve (:func:`run_one`'s ``curve``) was moving when training stopped:
-    the least-squares slope of ``key`` against :math:`\log_2` of the graphs seen over its last
-    ``points`` points (those with graphs seen), i.e. the change per doubling of the training
-    budget. NaN with fewer than two such points.
-
-    >>> curve = [{"graphs_seen": 2 ** k, "validity": 0.1 * k} for k in range(6)]
-    >>> round(curve_trend(curve), 6)
-    0.1
-    """
-    if points < 2:
-        raise ValueError(f"points must be at least 2, got {points}")
-    tail = [r for r in curve if r["graphs_seen"] > 0][-points:]
-    if len(tail) < 2:
-        return float("nan")
-    x = torch.tensor([r["graphs_seen"] for r in tail], dtype=torch.float64).log2()
-    y = torch.tensor([r[key] for r in tail], dtype=torch.float64)
-    x = x - x.mean()
-    return float((x * (y - y.mean())).sum() / (x * x).sum())
 
 
 def build(name: str, config: GraphsConfig, seed: int = 0) -> GraphColouringModel | GraphColouringRNN:
