@@ -328,3 +328,14 @@ def test_screenshot_of_the_widget_chapter(chromium, server, tmp_path):
     browse(chromium, server + page, tmp_path, f"--screenshot={SCREENSHOT}",
            "--window-size=1280,2000", "--hide-scrollbars")
     assert SCREENSHOT.exists() and SCREENSHOT.stat().st_size > 10_000, "no screenshot taken"
+
+
+def test_molecule_chapter_draws_molecules(rendered):
+    page = "notebooks/13_molecules.html"
+    if not (ROOT / "notebooks" / "13_molecules.ipynb").exists():
+        pytest.skip("no chapter 13 yet")
+    dom, _ = rendered[page]
+    figures = [src for src in dom.imgs if "_static/" not in src]
+    # the size histogram, the learning curves, two grids of training molecules and one grid of
+    # samples per model row that has samples (at smoke TRUFL's rejection sampling gives up: 3 rows)
+    assert len(figures) >= 7, f"{page} shows {len(figures)} figures: {figures}"
