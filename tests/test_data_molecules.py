@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from catlib.data import molecules
-from catlib.data.molecules import (ATOM_TYPES, MoleculeGraphs, canonical_smiles, graph_to_smiles, largest_fragment,
-                                   load_moses, molecule_metrics, moses_smiles, smiles_to_graph)
+from catlib.data.molecules import (ATOM_TYPES, MoleculeGraphs, canonical_smiles, graph_faults, graph_to_smiles,
+                                   largest_fragment, load_moses, molecule_metrics, moses_smiles, smiles_to_graph)
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,31 @@ def test_metrics_on_hand_made_molecules():
     assert m["fragments_novelty"] == pytest.approx(1 / 3)
     nothing = molecule_metrics([pentavalent], train_smiles=set())
     assert nothing["validity"] == 0 and nothing["uniqueness"] == 0 and nothing["novelty"] == 0
+
+
+def test_graph_faults_count_pieces_and_atoms_over_their_valence(test_smiles):
+    for s in test_smiles[:200]:  # real molecules: one piece, no atom over its valence
+        assert graph_faults(*smiles_to_graph(s))["pieces"] == 1
+        assert graph_faults(*smiles_to_graph(s))["over_valence"] == 0
+    sulfone = smiles_to_graph("CS(=O)(=O)C")  # sulphur with six bonds is allowed
+    assert graph_faults(*sulfone) == {"pieces": 1, "over_valence": 0, "bonds": 4}
+    assert graph_to_smiles(*sulfone) == "CS(C)(=O)=O"
+    pentavalent = (torch.tensor([0, 2, 2, 2, 2, 2]), torch.tensor([[0, 1, 1, 1, 1, 1]] + [[1, 0, 0, 0, 0, 0]] * 5))
+    assert graph_faults(*pentavalent) == {"pieces": 1, "over_valence": 1, "bonds": 5}
+    assert graph_faults(*smiles_to_graph("CC=O.N#N")) == {"pieces": 2, "over_valence": 0, "bonds": 3}
+    assert graph_faults(torch.tensor([], dtype=torch.long), torch.zeros(0, 0, dtype=torch.long))["pieces"] == 0
+    # any atom over its valence makes a graph invalid, whole and as a largest piece containing it
+    gen = torch.Generator().manual_seed(0)
+    seen = 0
+    for _ in range(300):
+        n = int(torch.randint(2, 7, (1,), generator=gen))
+        atoms = torch.randint(len(ATOM_TYPES), (n,), generator=gen)
+        upper = torch.randint(4, (n, n), generator=gen).triu(1) * (torch.rand(n, n, generator=gen) < 0.4)
+        bonds = upper + upper.T
+        if graph_faults(atoms, bonds)["over_valence"]:
+            seen += 1
+            assert graph_to_smiles(atoms, bonds) is None
+    assert seen > 50
 
 
 def test_largest_fragment_keeps_bonds_inside_the_piece():

@@ -53,12 +53,15 @@ from catlib.validation import check_positive_int
 
 __all__ = ["ATOM_TYPES", "BOND_TYPES", "MAX_ATOMS", "MOSES_SPLITS", "MOLSETS_INSTALL", "RDKIT_INSTALL",
            "moses_smiles", "smiles_to_graph", "graph_to_molecule", "graph_to_smiles", "canonical_smiles",
-           "largest_fragment", "molecule_metrics", "MoleculeGraphs", "load_moses"]
+           "largest_fragment", "graph_faults", "MAX_VALENCE", "molecule_metrics", "MoleculeGraphs", "load_moses"]
 
 #: Node categories: the heavy-atom types of MOSES, in CatNF's order.
 ATOM_TYPES = ("C", "N", "O", "F", "S", "Cl", "Br")
 #: Edge categories between two atoms (kekulized bond orders).
 BOND_TYPES = ("none", "single", "double", "triple")
+#: The most bonds each atom type takes without a charge, a double bond counting twice (RDKit's
+#: largest default valence: sulphur 6 as in a sulfone, the halogens 1), in the order of :data:`ATOM_TYPES`.
+MAX_VALENCE = (4, 3, 2, 1, 6, 1, 1)
 #: Largest number of heavy atoms of a MOSES molecule (CatNF's ``max_num_nodes``).
 MAX_ATOMS = 27
 #: The MOSES splits shipped in the ``molsets`` wheel.
@@ -187,6 +190,23 @@ def graph_to_molecule(atoms: Tensor, bonds: Tensor):
     return mol
 
 
+def _pieces(bonds: np.ndarray) -> list[list[int]]:
+    """The connected pieces of a graph as sorted node lists, in the order of their smallest node."""
+    unseen, pieces = set(range(len(bonds))), []
+    while unseen:
+        stack = [min(unseen)]
+        piece = set(stack)
+        while stack:
+            i = stack.pop()
+            for j in np.nonzero(bonds[i])[0].tolist():
+                if j not in piece:
+                    piece.add(j)
+                    stack.append(j)
+        unseen -= piece
+        pieces.append(sorted(piece))
+    return pieces
+
+
 def largest_fragment(atoms: Tensor, bonds: Tensor) -> tuple[Tensor, Tensor]:
     """The connected piece of the graph with the most atoms (the first such piece on ties).
 
@@ -195,22 +215,29 @@ def largest_fragment(atoms: Tensor, bonds: Tensor) -> tuple[Tensor, Tensor]:
     >>> largest_fragment(torch.tensor([0, 0, 1, 0, 2]), bonds)[0].tolist()
     [1, 0, 2]
     """
-    a, b = _check_graph(atoms, bonds)
-    unseen, best = set(range(len(a))), []
-    while unseen:
-        stack = [min(unseen)]
-        piece = set(stack)
-        while stack:
-            i = stack.pop()
-            for j in np.nonzero(b[i])[0].tolist():
-                if j not in piece:
-                    piece.add(j)
-                    stack.append(j)
-        unseen -= piece
-        if len(piece) > len(best):
-            best = sorted(piece)
+    _, b = _check_graph(atoms, bonds)
+    pieces = _pieces(b)
+    best = max(pieces, key=len) if pieces else []
     idx = torch.tensor(best, dtype=torch.long)
     return torch.as_tensor(atoms)[idx], torch.as_tensor(bonds)[idx][:, idx]
+
+
+def graph_faults(atoms: Tensor, bonds: Tensor) -> dict[str, int]:
+    r"""What can keep a graph from being one molecule: ``pieces``, its number of connected pieces
+    (a valid molecule has 1), ``over_valence``, the number of atoms whose bond orders sum above
+    :data:`MAX_VALENCE` (each makes the graph invalid: RDKit cannot sanitise it), and ``bonds``,
+    the number of bonds.
+
+    With :math:`o(b) \in \{0, 1, 2, 3\}` the order of bond category ``b``, atom ``i`` is over its
+    valence when :math:`\sum_j o(b_{ij}) > v_{\max}(a_i)`.
+
+    >>> faults = graph_faults(torch.tensor([0, 3, 0]), torch.tensor([[0, 1, 0], [1, 0, 1], [0, 1, 0]]))
+    >>> faults  # C-F-C: one piece, but the fluorine carries two bonds
+    {'pieces': 1, 'over_valence': 1, 'bonds': 2}
+    """
+    a, b = _check_graph(atoms, bonds)
+    excess = b.sum(1) > np.asarray(MAX_VALENCE)[a] if len(a) else np.zeros(0, dtype=bool)
+    return {"pieces": len(_pieces(b)), "over_valence": int(excess.sum()), "bonds": int(np.count_nonzero(np.triu(b, 1)))}
 
 
 def graph_to_smiles(atoms: Tensor, bonds: Tensor, fragments: bool = False) -> str | None:
