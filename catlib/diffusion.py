@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from catlib.metrics import importance_weighted
 from catlib.nets import ENWIK8_TRANSFORMER, TEXT8_TRANSFORMER, TimeMLP, TimeTransformer, UNet
 from catlib.validation import (as_int, check_bool, check_classes, check_data_shape, check_float,
                                check_positive_int, check_positive_ints, count_check, optional_check)
@@ -562,8 +563,6 @@ class MultinomialDiffusion(nn.Module):
         if exact and k > 1:
             raise ValueError(f"exact=True computes the ELBO and needs k = 1, got k = {k}")
         if k > 1:
-            from catlib.models import importance_weighted  # catlib.models builds this model: import late
-
             with torch.no_grad():
                 return importance_weighted(lambda rows: self.log_weight(rows, progress), x, k)
         if steps is not None and not exact:

@@ -22,6 +22,7 @@ from catlib.diffusion import build_diffusion
 from catlib.distributions import StandardNormal
 from catlib.encodings import CategoricalEncoding, RejectionStats, rejection_sample
 from catlib.flows import COUPLINGS, FlatImageNet, Flow, conditional_image_flow_factory, coupling_stack, image_flow
+from catlib.metrics import importance_weighted
 from catlib.nets import MLP, DenseNet
 from catlib.vae import CategoricalDecoder, VAELayer
 from catlib.validation import (check_choice, check_classes, check_data_shape, check_float, check_positive_float,
@@ -29,38 +30,8 @@ from catlib.validation import (check_choice, check_classes, check_data_shape, ch
 
 __all__ = ["CategoricalFlow", "build_model", "MODEL_NAMES", "TEXT_MODEL_NAMES", "ARCHITECTURES", "importance_weighted"]
 
-
-def importance_weighted(log_weight: Callable[[Tensor], Tensor], x: Tensor, k: int,
-                        max_rows: int = 8192) -> Tensor:
-    r"""Importance-weighted bound from a sampler of log-weights.
-
-    .. math:: \mathrm{IWBO}_k(x) = \log \frac{1}{k}\sum_{j=1}^k w_j,\qquad
-              \log w_j = \log p(v_j) - \log q(v_j \mid x),\ v_j \sim q(\cdot \mid x)
-
-    which is the ELBO for ``k = 1`` and increases to :math:`\log P(x)` as ``k`` grows (Burda
-    et al., 2016). The ``k`` samples are drawn in chunks of at most ``max_rows`` rows, so
-    ``k = 1000`` fits in memory for any batch size.
-
-    Args:
-        log_weight: ``x [b, ...] -> [b]``, one fresh sample of ``log w`` per row.
-        x: ``[batch, ...]``.
-        k: number of importance samples.
-
-    Returns:
-        ``[batch]``.
-    """
-    k = check_positive_int("k", k)
-    out = []
-    for xb in x.split(max_rows):
-        b = xb.shape[0]
-        per_chunk = max(1, max_rows // b)
-        logs = []
-        for start in range(0, k, per_chunk):
-            kc = min(per_chunk, k - start)
-            rows = xb.repeat(kc, *([1] * (xb.dim() - 1)))
-            logs.append(log_weight(rows).view(kc, b))
-        out.append(torch.logsumexp(torch.cat(logs), 0) - math.log(k))
-    return torch.cat(out)
+# importance_weighted lives in catlib.metrics (the diffusion and text models use it too); it is
+# re-exported here, where chapter 03 first met it.
 
 
 class CategoricalFlow(nn.Module):

@@ -69,7 +69,7 @@ from catlib.flows.autoregressive import (ARMixtureLogisticFlow, MixtureParams, m
                                          mixture_logistic_params, mixture_logistic_transform)
 from catlib.flows.base import Flow, Transform
 from catlib.flows.linear import LinearLU
-from catlib.models import importance_weighted
+from catlib.metrics import importance_weighted
 from catlib.nets.lstm import BiLSTMNet, IndexContextFF, IndexContextLSTM
 from catlib.timing import timed
 from catlib.validation import check_choice, check_classes, check_float, check_positive_int

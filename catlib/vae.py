@@ -13,7 +13,7 @@ samples :math:`z \sim q(z|x)` and contributes :math:`\log p(x|z) - \log q(z|x)` 
 log-weight, ``inverse`` samples :math:`x \sim p(x|z)`. :class:`VAELayer` is that layer, and
 :class:`~catlib.models.CategoricalFlow` with the prior flow around it is the whole model
 (``build_model("vae", ...)``), so the bound is computed by the same
-:func:`~catlib.models.importance_weighted` as every other model.
+:func:`~catlib.metrics.importance_weighted` as every other model.
 
 Shapes: ``x [batch, D]`` class indices (flattened, pixel-major for maps); ``z [batch, latent_dim]``.
 """
