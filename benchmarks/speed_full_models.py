@@ -1,7 +1,7 @@
 """Training steps per second of every full-size model of chapters 10-12, and the time of sampling.
 
 Not a test: it measures and prints (and with ``--json`` writes) the seconds per training step of
-each model of :func:`catlib.speed.full_models` at the paper's size and batch, the peak GPU memory,
+each model of :func:`catlib.full_models.full_models` at the paper's size and batch, the peak GPU memory,
 and the projected time to the paper's number of steps on this one device; with ``--sampling``
 also the time to sample from the AR text flows (cached sampler), the text diffusion models and
 Cityscapes diffusion (a measured number of network calls; the seconds per call give the full
@@ -12,7 +12,7 @@ chain). Usage (on a GPU)::
     python benchmarks/speed_full_models.py --device cpu --batch-size 2 --timed 1 --only cityscapes/argmax-threshold
 
 The results file is rewritten after every model, so a run stopped early keeps what it measured.
-The models are untrained and the batches random (see :mod:`catlib.speed`).
+The models are untrained and the batches random (see :mod:`catlib.full_models`).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from catlib.speed import full_models, measure
+from catlib.full_models import full_models, measure
 from catlib.text_flows import time_sampling
 from catlib.timing import timed
 from catlib.train import PRECISIONS, format_estimate, select_device

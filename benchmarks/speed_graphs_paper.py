@@ -10,7 +10,7 @@ profile's number of steps. Usage (on a GPU; the whole run takes a few minutes)::
     python benchmarks/speed_graphs_paper.py --device cpu --timed 1 --batch-size 4 --pool 8 --only small/catnf
 
 The results file is rewritten after every model, so a run stopped early keeps what it measured.
-The models are untrained; the rows have the fields :func:`catlib.speed.speed_table` shows.
+The models are untrained; the rows have the fields :func:`catlib.viz.speed.speed_table` shows.
 """
 from __future__ import annotations
 

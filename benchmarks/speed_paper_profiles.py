@@ -1,7 +1,7 @@
 """Training speed of the `paper` profiles of chapters 03, 06, 07 and 08, to project their GPU hours.
 
 Not a test: for every model of the toy50, squares, two-variable and words experiments at the
-``paper`` profile it times a few training steps at the profile's batch (:func:`catlib.speed.measure`,
+``paper`` profile it times a few training steps at the profile's batch (:func:`catlib.full_models.measure`,
 the same timing as ``benchmarks/speed_full_models.py``) and writes steps per second, peak memory
 and the projected time to the profile's number of steps. Usage (on a GPU; the whole run takes
 a few minutes)::
@@ -23,7 +23,7 @@ import torch
 import catlib
 from catlib.experiments import squares, toy50, two_variable, words
 from catlib.results import code_commit
-from catlib.speed import FullModel, measure
+from catlib.full_models import FullModel, measure
 from catlib.train import select_device
 from speed_full_models import environment, record
 

@@ -1,4 +1,5 @@
-"""catlib.speed: the list of full-size models, the timing helper and the committed GPU measurements."""
+"""catlib.full_models (the list of full-size models, the timing helper) and catlib.viz.speed (the committed GPU
+measurements, read back and shown)."""
 import json
 import math
 
@@ -7,8 +8,8 @@ import torch
 from torch import nn
 
 from catlib.experiments import cityscapes, text8, text_diffusion
-from catlib.speed import (SPEED_PATH, FullModel, full_models, measure, parameter_count, speed_rows, speed_table,
-                          unmeasured)
+from catlib.full_models import FullModel, full_models, measure, parameter_count, unmeasured
+from catlib.viz.speed import SPEED_PATH, speed_rows, speed_table
 
 
 def test_full_models_are_the_papers_tables_with_their_schedules():

@@ -68,6 +68,7 @@ from catlib.experiments import (Setting, budget_ratio, canonical_profile, check_
 from catlib.metrics import bits_per_dim, evaluate_bound
 from catlib.results import row_status
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
+from catlib.viz.speed import projected_gpu_hours
 
 __all__ = ["TABLE4", "NAMES", "PAPER_DIFFUSION_FIXED", "CityscapesConfig", "PROFILES", "PAPER_SETTINGS",
            "TOLERANCE", "run_budget_ratio", "run_settings", "load_data", "build", "count_parameters",
@@ -422,14 +423,12 @@ def results_rows(rows: Sequence[dict], profile: str) -> list[dict]:
 
     Every paper row without a run of ours on Cityscapes is written with ``ours = None`` (device
     ``"none (no run)"``, status ``"not run"``, ``projected_gpu_hours`` from
-    :func:`catlib.speed.projected_gpu_hours`). A stand-in run never shares a row with a paper number:
+    :func:`catlib.viz.speed.projected_gpu_hours`). A stand-in run never shares a row with a paper number:
     its rows say ``stand-in, not Cityscapes`` in the method and the metric, carry ``paper = None`` and
     status ``"different data"``. Every row has ``budget_ratio`` (:func:`run_budget_ratio`; ``None``
     without a run) and ``status`` (:func:`catlib.results.row_status`; ``"smoke"`` at the smoke profile).
     The stand-in's entropy is not known exactly, so its rows carry no ``entropy``.
     """
-    from catlib.speed import projected_gpu_hours  # here: catlib.speed lists this module's models
-
     profile = canonical_profile(profile)
     out = []
     real = {r["name"] for r in rows if not r["stand_in"]}

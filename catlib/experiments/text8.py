@@ -66,6 +66,7 @@ from catlib.text_flows import (ENWIK8_AR_CONFIG, ENWIK8_COUPLING_CONFIG, PAPER_T
                                time_sampling)
 from catlib.timing import timed
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
+from catlib.viz.speed import projected_gpu_hours
 
 __all__ = ["TABLE2", "PAPER_ENWIK8_DEQUANTIZATION", "DATASETS", "NAMES", "PAPER_CONFIGS", "TextConfig", "PROFILES",
            "paper_training", "model_sizes", "PAPER_SETTINGS", "TOLERANCE", "run_budget_ratio", "run_settings",
@@ -510,15 +511,13 @@ def results_rows(rows: Sequence[dict], profile: str, datasets: Sequence[str] = (
 
     Every paper row of ``datasets`` that has no run on the real corpus is written with ``ours = None``
     (device ``"none (no run)"``, status ``"not run"``, ``projected_gpu_hours`` from
-    :func:`catlib.speed.projected_gpu_hours`). A stand-in run never shares a row with a paper
+    :func:`catlib.viz.speed.projected_gpu_hours`). A stand-in run never shares a row with a paper
     number: its rows say ``stand-in, not <dataset>`` in the method and the metric, carry
     ``paper = None``, status ``"different data"``, the stand-in's exact ``entropy`` and the
     ``gap_to_entropy``; the entropy is also a row of its own. Every row has the run's
     ``budget_ratio`` (``None`` without a run) and a ``status`` (:func:`catlib.results.row_status`,
     ``"smoke"`` at the smoke profile).
     """
-    from catlib.speed import projected_gpu_hours  # here: catlib.speed lists this module's models
-
     profile = canonical_profile(profile)
     out = []
     real = {(r["dataset"], r["name"]) for r in rows if not r["stand_in"]}

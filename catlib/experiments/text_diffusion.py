@@ -40,6 +40,7 @@ from catlib.results import row_status
 from catlib.spellcheck import SPELLCHECK_CORRUPTED, SPELLCHECK_GROUND_TRUTH, corrupt, denoise_in_one_step
 from catlib.timing import timed
 from catlib.train import fit, finished_run_metrics, load_checkpoint, save_metrics, select_device
+from catlib.viz.speed import projected_gpu_hours
 
 __all__ = ["TABLE3_DIFFUSION", "TABLE3_CONTEXT", "UNITS", "STAND_IN", "NAMES", "TextDiffusionConfig",
            "PROFILES", "PAPER_SETTINGS", "TOLERANCE", "run_budget_ratio", "NoFinishedRun",
@@ -491,13 +492,11 @@ def scoreboard_rows(rows: list[dict], profile: str) -> list[dict]:
     ``entropy`` and ``gap_to_entropy``. Every row has ``budget_ratio`` and ``status``
     (:func:`catlib.results.row_status`: ``"smoke"`` at the smoke profile, ``"different data"`` on the stand-in).
     Without a text8 run, the paper's number gets a ``"not run"`` row with ``projected_gpu_hours``
-    (:func:`catlib.speed.projected_gpu_hours`).
+    (:func:`catlib.viz.speed.projected_gpu_hours`).
 
     >>> [(r["metric"], r["ours"], r["status"]) for r in scoreboard_rows([], "cpu")]
     [('test bits per character (ELBO), text8 (paper only, no run of ours)', None, 'not run')]
     """
-    from catlib.speed import projected_gpu_hours  # here: catlib.speed lists this module's models
-
     profile = canonical_profile(profile)
     out = []
     for r in rows:
