@@ -48,7 +48,7 @@ def test_metrics_on_hand_made_molecules():
     assert m["fragments_validity"] == 0.75 and m["fragments_uniqueness"] == pytest.approx(2 / 3)
     assert m["fragments_novelty"] == pytest.approx(1 / 3)
     nothing = molecule_metrics([pentavalent], train_smiles=set())
-    assert nothing["validity"] == 0 and nothing["uniqueness"] == 0 and nothing["novelty"] == 0
+    assert nothing["validity"] == 0 and nothing["uniqueness"] is None and nothing["novelty"] is None
 
 
 def test_graph_faults_count_pieces_and_atoms_over_their_valence(test_smiles):

@@ -286,7 +286,8 @@ def molecule_metrics(graphs: Iterable[tuple[Tensor, Tensor]], train_smiles: set[
 
     ``graphs`` yields ``(atoms [n], bonds [n, n])`` without padding; ``train_smiles`` holds the
     canonical SMILES of the training set. Uniqueness and novelty are over the valid molecules
-    (0 when there are none), for whole graphs and, prefixed ``fragments_``, for the largest pieces.
+    (``None`` when there are none: a fraction of nothing is undefined, and 0 would read as "all
+    duplicates"), for whole graphs and, prefixed ``fragments_``, for the largest pieces.
 
     >>> benzene = smiles_to_graph("c1ccccc1")
     >>> bad = (torch.tensor([3, 3]), torch.tensor([[0, 2], [2, 0]]))
@@ -306,8 +307,8 @@ def molecule_metrics(graphs: Iterable[tuple[Tensor, Tensor]], train_smiles: set[
     for prefix, smiles in (("", whole), ("fragments_", pieces)):
         valid = [s for s in smiles if s is not None]
         out[f"{prefix}validity"] = len(valid) / count
-        out[f"{prefix}uniqueness"] = len(set(valid)) / len(valid) if valid else 0.0
-        out[f"{prefix}novelty"] = sum(s not in train_smiles for s in valid) / len(valid) if valid else 0.0
+        out[f"{prefix}uniqueness"] = len(set(valid)) / len(valid) if valid else None
+        out[f"{prefix}novelty"] = sum(s not in train_smiles for s in valid) / len(valid) if valid else None
     out["count"] = count
     return out
 

@@ -14,8 +14,9 @@ downloaded here: :data:`TABLE2`) and CatNF's own MOSES results (its repository's
 ``experiments/molecule_generation/README.md``: :data:`CATNF_MOSES`).
 
 Profiles: ``smoke`` (CI: a few hundred molecules, a tiny model), ``cpu`` (50,000 training
-molecules, 4,000 steps of 32, sized from timed steps to about 45 minutes per model on one of 2
-cores) and ``paper`` (CatNF's MOSES configuration: :data:`PAPER_SETTINGS`).
+molecules, 10,000 steps of 32 of a 0.2M-parameter model, sized from timed steps: about two hours
+per model with three side by side on 2 cores) and ``paper`` (CatNF's MOSES configuration:
+:data:`PAPER_SETTINGS`).
 """
 from __future__ import annotations
 
@@ -122,10 +123,12 @@ _PAPER = MoleculesConfig(steps=150_000, batch_size=96, lr=5e-4, train_size=None,
                                 "bond_layers": 4, "bond_mixtures": 8, "q_hidden": (128,)})
 #: Sized from timed training steps on one core (2026-12-03, RDKit 2026.9.1, torch 2.13): this
 #: model takes 0.34-0.46 s per step of 32 molecules alone on a core (a model of 0.5M parameters
-#: took 1.6-2.1 s per step of 64), so three models side by side on 2 cores train 4,000 steps
-#: (128,000 molecules, 0.9% of CatNF's 14.4 million) in about 45 minutes each. The optimiser is CatNF's;
-#: the networks are 5-9 times narrower and the flows shorter than at ``paper``.
-_CPU = MoleculesConfig(steps=4000, batch_size=32, lr=5e-4, train_size=50_000, test_size=1000, samples=2000,
+#: took 1.6-2.1 s per step of 64). Three models side by side on 2 cores train 10,000 steps
+#: (320,000 molecules, 2.2% of CatNF's 14.4 million) in about two hours each (the committed run:
+#: the ``seconds`` of results/13_molecules.json). The optimiser is CatNF's;
+#: the networks are 6 times narrower (64 and 32 against 384 and 192) and the flows shorter (3 and 4
+#: coupling steps against 4 and 12) than at ``paper``.
+_CPU = MoleculesConfig(steps=10_000, batch_size=32, lr=5e-4, train_size=50_000, test_size=1000, samples=2000,
                        iwbo_k=32, iwbo_size=250, curve_every=500, curve_molecules=128, curve_samples=128,
                        encoding=ENCODING,
                        model={"atom_dim": 4, "bond_dim": 2, "atom_flow_steps": 3, "atom_hidden": 64, "atom_layers": 2,
@@ -166,7 +169,7 @@ def run_budget_ratio(config: MoleculesConfig) -> float:
     """Molecules our run trains on (steps x batch) over CatNF's MOSES run's (:data:`PAPER_BUDGET`).
 
     >>> round(run_budget_ratio(PROFILES["cpu"]), 4)
-    0.0089
+    0.0222
     """
     return budget_ratio(config.steps * config.batch_size, PAPER_BUDGET)
 
@@ -344,7 +347,8 @@ def run_molecules(profile: str = "smoke", checkpoint_dir: str | Path | None = "c
     Zinc250k), ``steps``, ``budget_ratio``, ``seconds``, ``device``, ``parameters``, ``losses``,
     ``curve`` and, with rejection sampling, ``drawn`` / ``accepted`` / ``rejection_rate``.
     Novelty compares canonical SMILES of the samples with MOSES's training SMILES, all 1,584,663.
-    A row whose rejection sampling gave up has ``failed`` (why) and ``None`` for the sample metrics.
+    A row whose rejection sampling gave up has ``failed`` (why) and ``None`` for the sample metrics;
+    uniqueness and novelty are ``None`` when no sample is valid.
     """
     config, profile = check_profile(profile, PROFILES), canonical_profile(profile)
     unknown = sorted(set(names or []) - set(NAMES))
@@ -373,6 +377,11 @@ def run_molecules(profile: str = "smoke", checkpoint_dir: str | Path | None = "c
     return rows
 
 
+def _percent(fraction: float | None) -> str:
+    """``0.5`` -> ``"50.00%"``; ``None`` (no valid molecule to count) -> ``"undefined"``."""
+    return "undefined" if fraction is None else f"{fraction:.2%}"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = experiment_parser(__doc__, PROFILES, "checkpoints/13_molecules", names=NAMES)
     parser.add_argument("--data-dir", default="data",
@@ -386,7 +395,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{r['label']:30s} no samples: {r['failed']}; ELBO {r['elbo_bpn']:.3f} bits per node", flush=True)
             continue
         print(f"{r['label']:30s} validity {r['validity']:.2%} (sub-graphs {r['fragments_validity']:.2%}), "
-              f"uniqueness {r['uniqueness']:.2%}, novelty {r['novelty']:.2%}; ELBO {r['elbo_bpn']:.3f} "
+              f"uniqueness {_percent(r['uniqueness'])}, novelty {_percent(r['novelty'])}; ELBO {r['elbo_bpn']:.3f} "
               f"IWBO({r['iwbo_k']}) {r['iwbo_bpn']:.3f} bits per node; {r['steps']} steps, {r['seconds']:.0f} s",
               flush=True)
     print(f"total {time.perf_counter() - start:.0f} s")
