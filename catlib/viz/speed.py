@@ -50,7 +50,7 @@ def projected_gpu_hours(key: str, path: str | Path = SPEED_PATH, precision: str 
 
 
 def _measurements(path: str | Path) -> dict:
-    """The measurements file at ``path`` as a dict (``{}`` without the file)."""
+    """The JSON file of measurements at ``path`` as a dict (``{}`` without the file)."""
     path = Path(path)
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
@@ -112,8 +112,7 @@ def sampling_benchmark(path: str | Path = SAMPLING_PATH) -> dict:
     ``seconds_per_sequence``, ``ms_per_character``, ...), and the ``cpu``, ``threads``, ``torch``
     version and ``commit`` it was measured with.
     """
-    path = Path(path)
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return _measurements(path)
 
 
 def sampling_table(runs: dict) -> list[dict]:
