@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from catlib.progress import progress_bar
 
 from catlib.metrics import importance_weighted
 from catlib.nets import ENWIK8_TRANSFORMER, TEXT8_TRANSFORMER, TimeMLP, TimeTransformer, UNet
@@ -30,6 +30,10 @@ arise downstream, and :math:`e^{-69} = 10^{-30}` is negligible next to every pro
 schedules produce."""
 
 _MAX_ENUMERATED_STATES = 4096
+
+PROGRESS_FROM_CALLS = 100
+"""Sampling shows a progress bar by default from this many network calls on (1000 calls of a
+small network take minutes on a CPU)."""
 
 
 # ----------------------------------------------------------------------------- schedules
@@ -485,7 +489,7 @@ class MultinomialDiffusion(nn.Module):
         x = check_classes(x, self.data_shape, self.num_classes).to(self.device)
         log_x_start = index_to_log_onehot(x, self.num_classes)
         columns = []
-        for t_now, s_next in tqdm(jumps, disable=not progress, desc="ELBO terms", leave=False):
+        for t_now, s_next in progress_bar(jumps, disable=not progress, desc="ELBO terms", leave=False):
             t = torch.full((x.shape[0],), t_now, dtype=torch.long, device=self.device)
             s = torch.full_like(t, s_next)
             if enumerate_xt:
@@ -525,7 +529,7 @@ class MultinomialDiffusion(nn.Module):
         """
         log_w = torch.full((x.shape[0],), -self.num_vars * math.log(self.num_classes), device=x.device)
         x_prev = x
-        for t in tqdm(range(1, self.num_timesteps + 1), disable=not progress, desc="trajectory", leave=False):
+        for t in progress_bar(range(1, self.num_timesteps + 1), disable=not progress, desc="trajectory", leave=False):
             log_q = self.q_log_transition(index_to_log_onehot(x_prev, self.num_classes), t)
             x_t = _sample_categorical(log_q)
             log_w = log_w - _log_prob_of(log_q, x_t) + _log_prob_of(self.p_log_prob_prev(x_t, t), x_prev)
@@ -648,13 +652,16 @@ class MultinomialDiffusion(nn.Module):
             raise ValueError(f"steps must be in [1, {T}], got {steps}")
         return torch.linspace(T, 1, steps, dtype=torch.float64).round().long().tolist()
 
-    def _reverse(self, n: int, steps: int | None, progress: bool, keep: bool) -> tuple[list[int], list[Tensor]]:
-        """The reverse chain from uniform noise: the times visited and the states (all, or only the last)."""
+    def _reverse(self, n: int, steps: int | None, progress: bool | None, keep: bool) -> tuple[list[int], list[Tensor]]:
+        """The reverse chain from uniform noise: the times visited and the states (all, or only the last).
+
+        ``progress=None`` shows a bar when the chain makes :data:`PROGRESS_FROM_CALLS` network calls or more."""
         n = check_positive_int("n", n)
         times = self.sampling_times(steps)
+        progress = len(times) >= PROGRESS_FROM_CALLS if progress is None else progress
         x = torch.randint(self.num_classes, (n, *self.data_shape), device=self.device)
         chain = [x]
-        for i, t in enumerate(tqdm(times, disable=not progress, desc="sampling", leave=False)):
+        for i, t in enumerate(progress_bar(times, disable=not progress, desc="sampling", leave=False)):
             s = times[i + 1] if i + 1 < len(times) else 0
             x = _sample_categorical(self.p_log_prob_prev(x, t, s))
             chain = chain + [x] if keep else [x]
@@ -662,7 +669,7 @@ class MultinomialDiffusion(nn.Module):
         return times + [0], chain
 
     @torch.no_grad()
-    def sample_chain(self, n: int, steps: int | None = None, progress: bool = False) -> tuple[list[int], Tensor]:
+    def sample_chain(self, n: int, steps: int | None = None, progress: bool | None = None) -> tuple[list[int], Tensor]:
         r"""Run the reverse chain from uniform noise and keep every state.
 
         With ``steps = None`` (or ``T``) this is ancestral sampling, :math:`x_{t-1} \sim
@@ -672,7 +679,8 @@ class MultinomialDiffusion(nn.Module):
         transition :math:`q(x_t \mid x_s) = \mathcal{C}(\bar\alpha_t/\bar\alpha_s\, x_s +
         (1 - \bar\alpha_t/\bar\alpha_s)/K)`; the last jump (to ``s = 0``) draws
         :math:`x_0 \sim \mathcal{C}(\hat x_0)`. ``S`` network calls (stored in
-        ``last_sample_calls``).
+        ``last_sample_calls``). A progress bar shows the calls when there are
+        :data:`PROGRESS_FROM_CALLS` or more (``progress=True`` / ``False``: always / never).
 
         Returns:
             ``(times, chain)``: the ``S + 1`` times ``[T, ..., 0]`` and the states
@@ -682,7 +690,7 @@ class MultinomialDiffusion(nn.Module):
         return times, torch.stack(chain)
 
     @torch.no_grad()
-    def sample(self, n: int, steps: int | None = None, progress: bool = False) -> Tensor:
+    def sample(self, n: int, steps: int | None = None, progress: bool | None = None) -> Tensor:
         """``n`` samples ``[n, *data_shape]`` (long) with ``steps`` network calls (default ``T``); see
         :meth:`sample_chain`."""
         return self._reverse(n, steps, progress, keep=False)[1][-1]

@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from catlib.progress import progress_bar
 
 from catlib.validation import check_positive_int
 
@@ -94,7 +94,7 @@ def evaluate_bound(model: nn.Module, x: Tensor, k: int = 1, batch_size: int = 25
     model.eval()
     try:
         out = [model.log_prob(xb, k=k, **log_prob_options).cpu()
-               for xb in tqdm(x.split(batch_size), desc=f"bound k={k}", disable=not progress, leave=False)]
+               for xb in progress_bar(x.split(batch_size), desc=f"bound k={k}", disable=not progress, leave=False)]
     finally:
         model.train(was_training)
     bounds = torch.cat(out)

@@ -30,7 +30,7 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from catlib.progress import progress_bar
 
 from catlib.checkpoint import (CheckpointError, fingerprint_differences, load_checkpoint, save_checkpoint,
                                tensor_bytes, to_plain)
@@ -698,8 +698,8 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
     named = list(model.named_parameters())
     names, params = [name for name, _ in named], [p for _, p in named]
 
-    bar = tqdm(range(result.steps, steps), initial=result.steps, total=steps, disable=not progress or not ctx.is_main,
-               desc=desc or getattr(model, "name", "fit"), leave=False)
+    bar = progress_bar(range(result.steps, steps), initial=result.steps, total=steps,
+                       disable=not progress or not ctx.is_main, desc=desc or getattr(model, "name", "fit"), leave=False)
     start = _clock() - result.seconds
     last_save = _clock()
     first = result.steps
@@ -722,9 +722,9 @@ def fit(model: nn.Module, data: Tensor | Callable[[int, torch.Generator], Tensor
             try:  # advisory: a model that cannot be copied (or a copy that does not fit) still trains
                 result.estimate = estimate_run(model, lambda n, g: x, len(x), steps - step, device, precision,
                                                grad_clip=grad_clip, world_size=ctx.world_size)
-                tqdm.write(format_estimate(result.estimate, desc or getattr(model, "name", None)))
+                bar.write(format_estimate(result.estimate, desc or getattr(model, "name", None)))
             except Exception as err:  # noqa: BLE001 - reported, and the run goes on unchanged
-                tqdm.write(f"estimate unavailable ({type(err).__name__}: {err}); training anyway")
+                bar.write(f"estimate unavailable ({type(err).__name__}: {err}); training anyway")
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
             start += _clock() - began  # the estimate is not training time

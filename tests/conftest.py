@@ -24,6 +24,7 @@ def _kernel_env(**extra: str) -> dict[str, str]:
         [venv_share] + [p for p in env.get("JUPYTER_PATH", "").split(os.pathsep) if p]
     )
     env["CATBOOK_PROFILE"] = "smoke"
+    env["CATBOOK_PROGRESS"] = "text"  # saved tqdm widgets would be blank on the site (catlib.progress)
     env["PYTHONHASHSEED"] = "0"
     env.pop("PLOTLY_RENDERER", None)
     env.update(extra)

@@ -48,7 +48,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from catlib.progress import progress_bar
 
 from catlib.validation import check_positive_int
 
@@ -285,7 +285,7 @@ class GraphColouring:
         tasks = [(streams + [c], min(CHUNK, num_graphs - c * CHUNK), size, method)
                  for c in range((num_graphs + CHUNK - 1) // CHUNK)]
         parts = []
-        with tqdm(total=num_graphs, desc=f"{size} graphs ({split})", unit="graph",
+        with progress_bar(total=num_graphs, desc=f"{size} graphs ({split})", unit="graph",
                   disable=not progress or len(tasks) == 1) as bar:
             for task, part in zip(tasks, _draw_chunks(tasks, workers)):
                 parts.append(part)
