@@ -312,7 +312,7 @@ def row_status(ours: float | None, paper: float | None, tolerance: float, *, pro
                budget_ratio: float | None = None, still_improving: bool = False, same_data: bool = True) -> str:
     """The ``status`` of a results row (see :data:`STATUSES`), from the numbers and what was measured.
 
-    In order: a ``smoke`` profile is ``"smoke"``; no number of ours is ``"not run"``; data other
+    In order: no number of ours is ``"not run"`` (at any profile); a ``smoke`` profile is ``"smoke"``; data other
     than the paper's is ``"different data"``; no paper number is ``"ours only"``; then
     ``|ours - paper| <= tolerance`` is ``"reproduced"``, ``<= 2 * tolerance`` ``"close"``, and
     further off ``"undertrained"`` if ``budget_ratio < 1`` or ``still_improving`` (a learning
@@ -320,15 +320,15 @@ def row_status(ours: float | None, paper: float | None, tolerance: float, *, pro
 
     >>> row_status(4.94, 5.00, 0.15), row_status(5.25, 5.00, 0.15), row_status(6.3, 5.32, 0.15)
     ('reproduced', 'close', 'differs')
-    >>> row_status(6.3, 5.32, 0.15, still_improving=True), row_status(None, 1.0, 0.1)
+    >>> row_status(6.3, 5.32, 0.15, still_improving=True), row_status(None, 1.0, 0.1, profile="smoke")
     ('undertrained', 'not run')
     """
     if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
         raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}")
-    if profile == "smoke":
-        return "smoke"
     if ours is None:
         return "not run"
+    if profile == "smoke":
+        return "smoke"
     if not same_data:
         return "different data"
     if paper is None:
