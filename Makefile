@@ -2,6 +2,7 @@
 #   make test                         unit tests, every chapter at the smoke profile, the site
 #   make book [CATBOOK_PROFILE=smoke] execute the chapters and render the site to _build/html
 #   make clean                        remove _build/ and the smoke results (keeps .venv/)
+#   make repository                   write _config.yml's repository URL into every chapter's clone line
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -12,15 +13,19 @@ STAMP := $(VENV)/.catbook-installed
 
 CATBOOK_PROFILE ?= cpu
 export CATBOOK_PROFILE
+# Chapters executed unattended write their progress bars as text (catlib.progress): a saved
+# tqdm widget would show as blank space on the site.
+export CATBOOK_PROGRESS := text
 # Kernels started for the chapters are this venv's Python (its ipykernel spec comes first).
 export JUPYTER_PATH := $(CURDIR)/$(VENV)/share/jupyter
 
-.PHONY: test book clean install browser
+.PHONY: test book clean install browser repository
 
 test: install browser
 	$(PY) -m pytest tests catlib
 
 book: install
+	@$(PY) book/plan.py "$(CATBOOK_PROFILE)"
 	@echo "Building the book at the '$(CATBOOK_PROFILE)' profile into _build/html"
 	rm -f _build/html/.catbook-site
 	$(VENV)/bin/jupyter-book build --all -W --keep-going .
@@ -55,6 +60,9 @@ browser:
 	else \
 	  echo "chromium is missing and we are not root: the site's browser checks will be skipped"; \
 	fi
+
+repository: install
+	$(PY) notebooks/colab_setup.py --write-clone-lines
 
 clean:
 	rm -rf _build .pytest_cache results/smoke

@@ -9,8 +9,8 @@ For each ``notebooks/NN_*.ipynb``:
 2. ``test_chapter_outputs_reproduce``: nbval executes that output notebook again in a fresh
    kernel and compares every cell's outputs with the papermill run, after
    ``tests/nbval_sanitize.cfg`` has blanked timings, progress bars, dates, addresses...
-   Images are not compared (nbval's default); a cell tagged ``nbval-ignore-output`` (or
-   starting with ``# NBVAL_IGNORE_OUTPUT``) is run but not compared.
+   Images are not compared (nbval's default); a cell tagged ``nbval-ignore-output`` is run but not compared
+   (the tag, not a ``# NBVAL_IGNORE_OUTPUT`` first line, which the site would show).
 
 Both runs get their own empty checkpoint folder (``CATBOOK_CHECKPOINT_DIR``), so neither
 resumes from an earlier run; data come from ``data/`` (``CATBOOK_DATA_DIR``).
@@ -138,3 +138,47 @@ def test_chapter_outputs_reproduce(chapter: Path, kernel_env, tmp_path):
         " Make the cell deterministic (seed it), blank the changing part in"
         " tests/nbval_sanitize.cfg, or tag the cell nbval-ignore-output.\n" + report
     )
+
+
+def styler_chains_formatting_twice(source: str) -> list[str]:
+    """Method chains in ``source`` that call ``.format(`` twice on a ``.style`` (pandas >= 3
+    keeps only the last call's settings: the first one's precision or separators are lost).
+
+    Notebook ``!`` / ``%`` lines are read as ``pass``.
+    """
+    import ast
+
+    python = "\n".join(line[:len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("!", "%"))
+                       else line for line in source.splitlines())
+    found = []
+    for node in ast.walk(ast.parse(python)):
+        names, inner = [], node
+        while isinstance(inner, (ast.Call, ast.Attribute)):
+            if isinstance(inner, ast.Attribute):
+                names.append(inner.attr)
+                inner = inner.value
+            else:
+                inner = inner.func
+        if "style" in names and names.count("format") > 1 and isinstance(node, ast.Call):
+            found.append(ast.unparse(node)[:120])
+    return found
+
+
+def test_styler_chain_check_sees_a_double_format():
+    assert styler_chains_formatting_twice('t.style.format(precision=3).format({"a": "{:g}"}).hide(axis="index")')
+    assert not styler_chains_formatting_twice('t.style.format({"a": "{:g}"}, precision=3).hide(axis="index")')
+
+
+@chapters
+def test_tables_are_formatted_in_one_call(chapter: Path):
+    nb = nbformat.read(chapter, as_version=4)
+    chains = [c for cell in nb.cells if cell.cell_type == "code" for c in styler_chains_formatting_twice(cell.source)]
+    assert not chains, f"{chapter.name}: one Styler.format call per table (formats dict, precision=..., na_rep=...): {chains}"
+
+
+@chapters
+def test_nbval_markers_are_tags_not_visible_comments(chapter: Path):
+    nb = nbformat.read(chapter, as_version=4)
+    visible = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code" and cell.source.startswith("# NBVAL")]
+    assert not visible, (f"{chapter.name}: cells {visible} start with a '# NBVAL_...' comment, which the site shows; "
+                         "tag them nbval-ignore-output instead")

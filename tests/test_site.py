@@ -33,6 +33,7 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
@@ -344,3 +345,56 @@ def test_molecule_chapter_draws_molecules(rendered):
     # the size histogram, the learning curves, two grids of training molecules and one grid of
     # samples per model row that has samples (at smoke TRUFL's rejection sampling gives up: 3 rows)
     assert len(figures) >= 7, f"{page} shows {len(figures)} figures: {figures}"
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_chapter_page_opens_its_notebook_in_colab(site, notebook):
+    assert site["returncode"] == 0, "the site did not build"
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    url, branch = config["repository"]["url"].rstrip("/"), config["repository"]["branch"]
+    owner_repo = urlsplit(url).path.strip("/")
+    path = notebook.relative_to(ROOT).as_posix()
+    page = (HTML / "notebooks" / f"{notebook.stem}.html").read_text(encoding="utf-8")
+    links = set(re.findall(r'href="(https://colab\.research\.google\.com/[^"]+)"', page))
+    assert links == {f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/{path}"}, (
+        f"{notebook.stem}: Colab launch links {links} should open {path} of {url} ({branch})")
+    assert f'href="{url}"' in page, f"{notebook.stem}: no repository button linking {url}"
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_chapter_page_shows_no_warnings_or_temporary_paths(site, notebook):
+    assert site["returncode"] == 0, "the site did not build"
+    text = re.sub(r"<[^>]+>", "", (HTML / "notebooks" / f"{notebook.stem}.html").read_text(encoding="utf-8"))
+    found = re.findall(r"\w*Warning: [^\n]{0,80}|/tmp/[\w./-]+|ipykernel_\d+", text)
+    assert not found, f"{notebook.stem}: the page shows warning text or temporary paths: {found[:5]}"
+
+
+def test_intro_lists_every_chapter():
+    intro = (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
+    listed = {int(n) for n in re.findall(r"(?:^|\s)(\d+)\. \*\*", intro, re.M)}
+    missing = set(range(1, len(CHAPTERS) + 1)) - listed
+    assert not missing, f"the intro's chapter list lacks chapters {sorted(missing)}"
+
+
+@pytest.mark.parametrize("page", list(pages()))
+def test_citations_are_told_apart(site, page):
+    assert site["returncode"] == 0, "the site did not build"
+    text = " ".join(re.sub(r"<[^>]+>", "", (HTML / page).read_text(encoding="utf-8")).split())
+    repeated = re.findall(r"([A-Z][\w-]+(?: et al\.)?, \d{4}[a-z]?)[,;] \1(?![a-z\d])", text)
+    assert not repeated, f"{page}: one citation label stands for two works: {repeated}"
+
+
+def test_wide_tables_scroll_inside_the_column(site):
+    assert site["returncode"] == 0, "the site did not build"
+    css = (HTML / "_static" / "catbook.css").read_text(encoding="utf-8")
+    assert "overflow-x: auto" in css and "max-width: 100%" in css
+    for page in pages():
+        assert "_static/catbook.css" in (HTML / page).read_text(encoding="utf-8"), f"{page} does not load catbook.css"
+
+
+def test_only_notebook_pages_have_a_colab_button(site):
+    assert site["returncode"] == 0, "the site did not build"
+    for page in pages():
+        if not page.startswith("notebooks/"):
+            assert "colab.research.google.com" not in (HTML / page).read_text(encoding="utf-8"), (
+                f"{page} is not a notebook but has a Colab button")

@@ -96,10 +96,19 @@ def _copy_plotly_js(app: Sphinx, exception: Exception | None) -> None:
     shutil.copyfile(source, target)
 
 
+def _launch_only_notebooks(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
+    """Drop the launch (Colab) buttons of pages that are not ``.ipynb`` files: the theme also
+    gives them to MyST-markdown pages with a kernel (the scoreboard), and Colab cannot open those."""
+    if Path(app.env.doc2path(pagename)).suffix != ".ipynb":
+        context["header_buttons"] = [b for b in context.get("header_buttons", [])
+                                     if b.get("label") != "launch-buttons"]
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("config-inited", _configure)
     app.connect("env-before-read-docs", _read_last)
     app.connect("doctree-read", _strip_plotly_payload)
     app.connect("html-page-context", _add_plotly_js)
+    app.connect("html-page-context", _launch_only_notebooks, priority=502)  # after the theme's (501)
     app.connect("build-finished", _copy_plotly_js)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
