@@ -3,9 +3,9 @@
 For the profile in ``$CATBOOK_PROFILE`` and each chapter of ``notebooks/``: whether it will
 reuse finished runs (checkpoints holding their metrics under ``checkpoints/<chapter>/<profile>/``),
 resume unfinished ones or train from scratch, and how long its training took when its results
-were last recorded (the ``seconds`` of each run in ``results/<chapter>.json``, or
-``results/smoke/`` for the smoke profile; runs that share a number, like TRUFL with and without
-rejection sampling, are one run). Chapters with no recorded run say "unknown".
+were last recorded (the ``seconds`` of each run in ``results/<chapter>.json``; runs that share a
+number, like TRUFL with and without rejection sampling, are one run; at ``smoke``, the whole
+chapter's last run in the tests). Chapters with no recorded run say "unknown".
 
     python book/plan.py cpu
 """
@@ -19,8 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def recorded_seconds(chapter: str, profile: str, root: Path = ROOT) -> float | None:
-    """Seconds of the chapter's training runs at ``profile`` as last recorded, summed; ``None`` if none."""
-    path = root / "results" / ("smoke" if profile == "smoke" else "") / f"{chapter}.json"
+    """Seconds of the chapter's training runs at ``profile`` as last recorded, summed; ``None`` if none.
+
+    At ``smoke``: the whole chapter's last run by ``tests/test_notebooks.py`` (``_build/smoke/seconds.json``).
+    """
+    if profile == "smoke":
+        times = root / "_build" / "smoke" / "seconds.json"
+        return json.loads(times.read_text(encoding="utf-8")).get(chapter) if times.exists() else None
+    path = root / "results" / ("" if profile == "cpu" else profile) / f"{chapter}.json"  # catlib.results' layout
     if not path.exists():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))

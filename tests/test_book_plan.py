@@ -38,6 +38,9 @@ def test_plan_reads_results_and_checkpoints(tmp_path):
     save_checkpoint(folder / "half.pt", {"model": {"w": torch.zeros(2)}, "metrics": None})
     assert "resumes 1" in plan.plan("cpu", root)[2]["action"]
     assert plan.plan("paper", root)[1]["recorded"] is None  # results of another profile say nothing
+    (root / "_build" / "smoke").mkdir(parents=True)
+    (root / "_build" / "smoke" / "seconds.json").write_text(json.dumps({"01_first": 42.0}))
+    assert [r["recorded"] for r in plan.plan("smoke", root)] == [42.0, None, None]
 
 
 def test_describe_names_the_profile_and_the_total(tmp_path):

@@ -92,6 +92,9 @@ def test_chapter_runs(chapter: Path, use_kernel_env, tmp_path):
     executed = nbformat.read(output, as_version=4)
     assert not error_outputs(executed), error_outputs(executed)
     print(f"{chapter.name}: {seconds:.0f} s at the smoke profile")
+    times = EXECUTED / "seconds.json"  # read by book/plan.py (make book's plan at smoke)
+    recorded = json.loads(times.read_text()) if times.exists() else {}
+    times.write_text(json.dumps({**recorded, chapter.stem: round(seconds, 1)}, indent=1, sort_keys=True))
     assert seconds < SMOKE_BUDGET, (
         f"{chapter.name} took {seconds:.0f} s at the smoke profile (budget {SMOKE_BUDGET} s, "
         "target about 120 s): shrink its smoke settings"
