@@ -1,7 +1,7 @@
 # catbook: the two commands of the README, plus clean.
 #   make test                         unit tests, every chapter at the smoke profile, the site
 #   make book [CATBOOK_PROFILE=smoke] execute the chapters and render the site to _build/html
-#   make clean                        remove _build/ and the smoke results (keeps .venv/)
+#   make clean                        remove _build/ and the smoke results (keeps .venv/ and checkpoints/)
 #   make repository                   write _config.yml's repository URL into every chapter's clone line
 
 SHELL := /bin/bash

@@ -51,13 +51,15 @@ def checkpoint_state(chapter: str, profile: str, root: Path = ROOT) -> tuple[int
 
 
 def duration(seconds: float | None) -> str:
-    """``5400`` -> ``"1 h 30 min"``; ``None`` -> ``"unknown"``.
+    """``5400`` -> ``"1 h 30 min"``; under 90 s in seconds; ``None`` -> ``"unknown"``.
 
-    >>> duration(5400), duration(125), duration(None)
-    ('1 h 30 min', '2 min', 'unknown')
+    >>> duration(5400), duration(125), duration(34.2), duration(None)
+    ('1 h 30 min', '2 min', '34 s', 'unknown')
     """
     if seconds is None:
         return "unknown"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
     minutes = round(seconds / 60)
     return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{max(minutes, 1)} min"
 
@@ -83,9 +85,14 @@ def describe(profile: str, root: Path = ROOT) -> str:
     rows = plan(profile, root)
     lines = [f"make book at the '{profile}' profile: {len(rows)} chapters, in order", ""]
     width = max(len(r["chapter"]) for r in rows)
+    what = "last smoke run" if profile == "smoke" else "recorded training (runs summed)"
     for r in rows:
-        recorded = "unknown" if r["recorded"] is None else duration(r["recorded"])
-        lines.append(f"  {r['chapter']:<{width}}  {r['action']:<32}  recorded training (runs summed): {recorded}")
+        lines.append(f"  {r['chapter']:<{width}}  {r['action']:<32}  {what}: {duration(r['recorded'])}")
+    if profile == "smoke":
+        known = [r["recorded"] for r in rows if r["recorded"]]
+        lines += ["", f"The chapters' last smoke runs took {duration(sum(known))} together "
+                  f"({len(rows) - len(known)} unknown)." if known else "No smoke run recorded yet."]
+        return "\n".join(lines)
     to_train = [r["recorded"] for r in rows if not r["action"].startswith("reuses") and r["recorded"]]
     lines += ["", f"Chapters that train: about {duration(sum(to_train))} of training by their last recorded runs "
               f"(plus the chapters whose time is unknown). Finished runs in checkpoints/ are reused."

@@ -48,4 +48,12 @@ def test_describe_names_the_profile_and_the_total(tmp_path):
     assert "'cpu' profile: 3 chapters" in text
     assert "02_second" in text and "1 h 0 min" in text and "unknown" in text
     assert "about 1 h 0 min of training" in text  # 03 reuses its run, so only 02 counts
-    assert plan.duration(59) == "1 min" and plan.duration(3660) == "1 h 1 min"
+    assert plan.duration(59) == "59 s" and plan.duration(95) == "2 min" and plan.duration(3660) == "1 h 1 min"
+
+
+def test_describe_at_smoke_gives_the_last_runs(tmp_path):
+    root = make_root(tmp_path)
+    (root / "_build" / "smoke").mkdir(parents=True)
+    (root / "_build" / "smoke" / "seconds.json").write_text(json.dumps({"01_first": 12.0, "02_second": 30.0}))
+    text = plan.describe("smoke", root)
+    assert "last smoke run: 12 s" in text and "took 42 s together (1 unknown)" in text

@@ -33,9 +33,11 @@ EXECUTED = ROOT / "_build" / "smoke"
 RESULTS = ROOT / "results"
 SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 CELL_TIMEOUT = 900  # seconds
-# A smoke chapter should take about 2 minutes on 2 CPU cores; make test runs it 3 times
-# (papermill, nbval, the book build), so a slow one quickly eats CI's time.
-SMOKE_BUDGET = 300  # seconds per chapter, for one run
+# make test runs each smoke chapter 3 times (papermill, nbval, the book build), so a slow one
+# quickly eats CI's time. On an idle 2-core machine the slowest took 34 s (2026-12-04, the
+# fresh-clone CI; every chapter's last time is in _build/smoke/seconds.json): 90 s leaves room
+# for a busier machine without letting a chapter grow unnoticed.
+SMOKE_BUDGET = 90  # seconds per chapter, for one run
 
 if not CHAPTERS:  # pragma: no cover - the book always has chapters
     pytest.skip("no notebooks/NN_*.ipynb chapters yet", allow_module_level=True)
@@ -97,7 +99,7 @@ def test_chapter_runs(chapter: Path, use_kernel_env, tmp_path):
     times.write_text(json.dumps({**recorded, chapter.stem: round(seconds, 1)}, indent=1, sort_keys=True))
     assert seconds < SMOKE_BUDGET, (
         f"{chapter.name} took {seconds:.0f} s at the smoke profile (budget {SMOKE_BUDGET} s, "
-        "target about 120 s): shrink its smoke settings"
+        "the others take 7-34 s): shrink its smoke settings"
     )
 
     if calls_write_results(chapter):
