@@ -13,10 +13,10 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from catlib.progress import progress_bar
 
 from catlib.metrics import importance_weighted
 from catlib.nets import ENWIK8_TRANSFORMER, TEXT8_TRANSFORMER, TimeMLP, TimeTransformer, UNet
+from catlib.progress import progress_bar
 from catlib.validation import (as_int, check_bool, check_classes, check_data_shape, check_float,
                                check_positive_int, check_positive_ints, count_check, optional_check)
 
@@ -529,7 +529,8 @@ class MultinomialDiffusion(nn.Module):
         """
         log_w = torch.full((x.shape[0],), -self.num_vars * math.log(self.num_classes), device=x.device)
         x_prev = x
-        for t in progress_bar(range(1, self.num_timesteps + 1), disable=not progress, desc="trajectory", leave=False):
+        steps = range(1, self.num_timesteps + 1)
+        for t in progress_bar(steps, disable=not progress, desc="trajectory", leave=False):
             log_q = self.q_log_transition(index_to_log_onehot(x_prev, self.num_classes), t)
             x_t = _sample_categorical(log_q)
             log_w = log_w - _log_prob_of(log_q, x_t) + _log_prob_of(self.p_log_prob_prev(x_t, t), x_prev)

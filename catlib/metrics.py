@@ -11,8 +11,8 @@ from typing import Callable
 
 import torch
 from torch import Tensor, nn
-from catlib.progress import progress_bar
 
+from catlib.progress import progress_bar
 from catlib.validation import check_positive_int
 
 __all__ = ["bits_per_dim", "entropy_bits", "evaluate_bound", "expected_bound_bits", "importance_weighted"]

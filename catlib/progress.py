@@ -7,12 +7,11 @@ outputs, and a saved widget shows as blank space on the site; with the environme
 stderr instead, at most every ``CATBOOK_PROGRESS_SECONDS`` seconds (default 10), so a papermill
 log (``--log-output``) shows it and the site shows its last state.
 
->>> import os
->>> os.environ["CATBOOK_PROGRESS"] = "text"
->>> bar = progress_bar(range(3), desc="demo", disable=True)
+>>> from unittest import mock
+>>> with mock.patch.dict("os.environ", {"CATBOOK_PROGRESS": "text"}):
+...     bar = progress_bar(range(3), desc="demo", disable=True)
 >>> type(bar).__module__, sum(bar)
 ('tqdm.std', 3)
->>> del os.environ["CATBOOK_PROGRESS"]
 """
 from __future__ import annotations
 

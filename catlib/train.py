@@ -30,12 +30,12 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
-from catlib.progress import progress_bar
 
 from catlib.checkpoint import (CheckpointError, fingerprint_differences, load_checkpoint, save_checkpoint,
                                tensor_bytes, to_plain)
 from catlib.distributed import (SINGLE, DistributedContext, all_gather_objects, all_reduce_mean, barrier,
                                 broadcast_flag, init_distributed, process_rank, rank_seed)
+from catlib.progress import progress_bar
 from catlib.validation import check_positive_int, check_writable_dir
 
 __all__ = ["select_device", "seed_everything", "fit", "FitResult", "save_metrics", "load_checkpoint", "still_falling",

@@ -33,3 +33,9 @@ def interrupted_draw(draw, on_call: int):
         return draw(n, g)
 
     return batch
+
+
+def notebook_python(source: str) -> str:
+    """A code cell's source as Python that ``ast`` can parse: notebook ``!`` and ``%`` lines become ``pass``."""
+    return "\n".join(line[:len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("!", "%"))
+                     else line for line in source.splitlines())

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import notebook_python
 from test_imports import import_graph
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,9 +39,7 @@ def imported_modules(chapter: Path) -> set[str]:
     """Modules a chapter's code cells import (notebook ``!`` and ``%`` lines left out)."""
     names = set()
     for source in code_cells(chapter):
-        python = "\n".join(line[:len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("!", "%"))
-                           else line for line in source.splitlines())
-        for node in ast.walk(ast.parse(python)):
+        for node in ast.walk(ast.parse(notebook_python(source))):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
             elif isinstance(node, ast.Import):

@@ -153,10 +153,10 @@ def styler_chains_formatting_twice(source: str) -> list[str]:
     """
     import ast
 
-    python = "\n".join(line[:len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("!", "%"))
-                       else line for line in source.splitlines())
+    from helpers import notebook_python
+
     found = []
-    for node in ast.walk(ast.parse(python)):
+    for node in ast.walk(ast.parse(notebook_python(source))):
         names, inner = [], node
         while isinstance(inner, (ast.Call, ast.Attribute)):
             if isinstance(inner, ast.Attribute):

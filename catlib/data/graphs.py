@@ -48,8 +48,8 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import Tensor
-from catlib.progress import progress_bar
 
+from catlib.progress import progress_bar
 from catlib.validation import check_positive_int
 
 __all__ = ["GraphColouring", "colour_graph", "conflicting_edges", "is_valid_colouring", "GRAPH_SIZES", "CHUNK"]
@@ -286,7 +286,7 @@ class GraphColouring:
                  for c in range((num_graphs + CHUNK - 1) // CHUNK)]
         parts = []
         with progress_bar(total=num_graphs, desc=f"{size} graphs ({split})", unit="graph",
-                  disable=not progress or len(tasks) == 1) as bar:
+                          disable=not progress or len(tasks) == 1) as bar:
             for task, part in zip(tasks, _draw_chunks(tasks, workers)):
                 parts.append(part)
                 bar.update(task[1])

@@ -47,8 +47,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 from torch import Tensor
-from catlib.progress import progress_bar
 
+from catlib.progress import progress_bar
 from catlib.validation import check_positive_int
 
 __all__ = ["ATOM_TYPES", "BOND_TYPES", "MAX_ATOMS", "MOSES_SPLITS", "MOLSETS_INSTALL", "RDKIT_INSTALL",
@@ -345,7 +345,8 @@ class MoleculeGraphs:
             raise ValueError(f"lines holds {len(lines)} numbers for {len(smiles)} SMILES strings")
         graphs, canon = [], []
         Chem = _chem()
-        for i, s in enumerate(progress_bar(smiles, desc="SMILES -> graphs", unit="mol", disable=not progress, mininterval=1)):
+        bar = progress_bar(smiles, desc="SMILES -> graphs", unit="mol", disable=not progress, mininterval=1)
+        for i, s in enumerate(bar):
             where = f"line {lines[i]} of {source}" if lines is not None else f"item {i}"
             atoms, bonds = smiles_to_graph(s, max_atoms, where=where)
             graphs.append((atoms, bonds))
