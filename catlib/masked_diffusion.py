@@ -3,9 +3,9 @@ r"""Absorbing-state ("masked") diffusion: the D3PM absorbing kernel (Austin et a
 Where multinomial diffusion (:mod:`catlib.diffusion`) resamples a category uniformly, the
 absorbing kernel replaces it by an extra *mask* state and never changes it back. With ``K``
 data classes ``0 .. K-1``, the mask is state ``K`` and a variable lives in ``K + 1`` states.
-With the same :math:`\alpha_t` schedules as multinomial diffusion
-(:func:`~catlib.diffusion.cosine_schedule`, :func:`~catlib.diffusion.linear_schedule`) and
-:math:`\bar\alpha_t = \prod_{s \le t} \alpha_s`, :math:`\bar\alpha_0 = 1`:
+With a schedule :math:`\alpha_t` (D3PM's :func:`absorbing_schedule`, or multinomial
+diffusion's :func:`~catlib.diffusion.cosine_schedule` / :func:`~catlib.diffusion.linear_schedule`)
+and :math:`\bar\alpha_t = \prod_{s \le t} \alpha_s`, :math:`\bar\alpha_0 = 1`:
 
 .. math:: q(x_t \mid x_{t-1}) = \alpha_t\,[x_t = x_{t-1}] + (1 - \alpha_t)\,[x_t = K]
           \quad (x_{t-1} < K), \qquad q(x_t = K \mid x_{t-1} = K) = 1,
@@ -32,8 +32,26 @@ import torch
 from torch import Tensor
 
 from catlib.diffusion import LOG_ZERO, index_to_log_onehot, log1mexp
+from catlib.validation import check_positive_int
 
-__all__ = ["absorbing_log_marginal", "absorbing_log_posterior"]
+__all__ = ["absorbing_schedule", "absorbing_log_marginal", "absorbing_log_posterior"]
+
+
+def absorbing_schedule(timesteps: int) -> Tensor:
+    r"""D3PM's schedule for the absorbing kernel, as :math:`\alpha_t = 1 - 1/(T - t + 1)`.
+
+    Each step masks one of the :math:`T - t + 1` steps' share of what is left, so the masked
+    fraction grows linearly, :math:`\bar\alpha_t = 1 - t/T`, and reaches :math:`\bar\alpha_T = 0`:
+    every variable is masked at :math:`t = T` and the prior "all masked" matches
+    :math:`q(x_T \mid x_0)` exactly (no prior term in the bound). Multinomial diffusion's
+    schedules end at a small positive :math:`\bar\alpha_T`, which would leave that term infinite.
+
+    >>> absorbing_schedule(4).cumprod(0)
+    tensor([0.7500, 0.5000, 0.2500, 0.0000], dtype=torch.float64)
+    """
+    timesteps = check_positive_int("timesteps", timesteps)
+    t = torch.arange(1, timesteps + 1, dtype=torch.float64)
+    return 1 - 1 / (timesteps - t + 1)
 
 
 def _log(values: Tensor) -> Tensor:

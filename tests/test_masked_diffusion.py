@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from catlib.diffusion import cosine_schedule, linear_schedule
-from catlib.masked_diffusion import absorbing_log_marginal, absorbing_log_posterior
+from catlib.masked_diffusion import absorbing_log_marginal, absorbing_log_posterior, absorbing_schedule
 
 K, T = 3, 6
 
@@ -19,9 +19,19 @@ def transition_matrix(alpha: float) -> torch.Tensor:
     return q
 
 
-@pytest.fixture(params=["cosine", "linear"])
+SCHEDULES = {"cosine": cosine_schedule, "linear": linear_schedule, "absorbing": absorbing_schedule}
+
+
+@pytest.fixture(params=list(SCHEDULES))
 def alphas(request):
-    return (cosine_schedule if request.param == "cosine" else linear_schedule)(T)
+    return SCHEDULES[request.param](T)
+
+
+def test_absorbing_schedule_masks_linearly_and_completely():
+    abar = absorbing_schedule(T).cumprod(0)
+    assert torch.allclose(abar, 1 - torch.arange(1, T + 1, dtype=torch.float64) / T, atol=1e-15) and abar[-1] == 0
+    masked_at_T = absorbing_log_marginal(torch.arange(K), K, absorbing_schedule(T).log().sum()).exp()
+    assert torch.allclose(masked_at_T[:, K], torch.ones(K, dtype=torch.float64))  # the prior "all masked" is exact
 
 
 def marginals(alphas: torch.Tensor) -> list[torch.Tensor]:
