@@ -22,7 +22,7 @@ from catlib.validation import (as_int, check_bool, check_classes, check_data_sha
 
 __all__ = ["cosine_schedule", "linear_schedule", "log_add_exp", "log1mexp", "index_to_log_onehot",
            "categorical_kl", "log_categorical", "MultinomialDiffusion", "build_diffusion", "LOG_ZERO",
-           "TEXT8_DIFFUSION", "ENWIK8_DIFFUSION"]
+           "TEXT8_DIFFUSION", "ENWIK8_DIFFUSION", "spaced_times"]
 
 LOG_ZERO = math.log(1e-30)
 """Stands for :math:`\\log 0` in log one-hot vectors: finite, so no ``-inf - (-inf) = NaN`` can
@@ -163,6 +163,19 @@ def _sample_categorical(log_probs: Tensor) -> Tensor:
     """One class index per categorical ``[*, K] -> [*]`` by the Gumbel-max trick (``u`` kept away from 0)."""
     u = torch.rand_like(log_probs).clamp(min=torch.finfo(log_probs.dtype).tiny)
     return (log_probs - torch.log(-torch.log(u))).argmax(-1)
+
+
+def spaced_times(timesteps: int, steps: int | None = None) -> list[int]:
+    """``steps`` evenly spaced times ``T = t_S > ... > t_1 = 1`` (all ``T`` by default): where a
+    sampler with ``steps`` network calls stops.
+
+    >>> spaced_times(100, 4)
+    [100, 67, 34, 1]
+    """
+    steps = timesteps if steps is None else check_positive_int("steps", steps)
+    if steps > timesteps:
+        raise ValueError(f"steps must be in [1, {timesteps}], got {steps}")
+    return torch.linspace(timesteps, 1, steps, dtype=torch.float64).round().long().tolist()
 
 
 def _make_schedule(schedule: str | Tensor, timesteps: int) -> Tensor:
@@ -647,11 +660,7 @@ class MultinomialDiffusion(nn.Module):
         >>> MultinomialDiffusion((1,), 2, TimeMLP(1, 2), timesteps=100).sampling_times(4)
         [100, 67, 34, 1]
         """
-        T = self.num_timesteps
-        steps = T if steps is None else check_positive_int("steps", steps)
-        if steps > T:
-            raise ValueError(f"steps must be in [1, {T}], got {steps}")
-        return torch.linspace(T, 1, steps, dtype=torch.float64).round().long().tolist()
+        return spaced_times(self.num_timesteps, steps)
 
     def _reverse(self, n: int, steps: int | None, progress: bool | None, keep: bool) -> tuple[list[int], list[Tensor]]:
         """The reverse chain from uniform noise: the times visited and the states (all, or only the last).

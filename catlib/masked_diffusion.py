@@ -28,13 +28,19 @@ Tested against transition matrices multiplied out in ``tests/test_masked_diffusi
 """
 from __future__ import annotations
 
+import math
+from typing import Callable, Sequence
+
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
-from catlib.diffusion import LOG_ZERO, index_to_log_onehot, log1mexp
-from catlib.validation import check_positive_int
+from catlib.diffusion import (_MAX_ENUMERATED_STATES, LOG_ZERO, PROGRESS_FROM_CALLS, _make_schedule,
+                              index_to_log_onehot, log1mexp, spaced_times)
+from catlib.progress import progress_bar
+from catlib.validation import check_classes, check_data_shape, check_positive_int
 
-__all__ = ["absorbing_schedule", "absorbing_log_marginal", "absorbing_log_posterior"]
+__all__ = ["absorbing_schedule", "absorbing_log_marginal", "absorbing_log_posterior", "MaskedDiffusion"]
 
 
 def absorbing_schedule(timesteps: int) -> Tensor:
@@ -114,3 +120,151 @@ def absorbing_log_posterior(log_x0: Tensor, x_t: Tensor, log_alpha_bar_prev: Ten
     masked_row = torch.cat([log_x0 + log_unmask[..., None], log_stay[..., None]], dim=-1)
     kept_row = index_to_log_onehot(x_t.clamp_max(num_classes), num_classes + 1, dtype)
     return _log(torch.where((x_t == num_classes)[..., None], masked_row, kept_row))
+
+
+class MaskedDiffusion(nn.Module):
+    r"""Discrete-time absorbing-state diffusion and its learned reverse (D3PM's absorbing kernel).
+
+    The network ``denoise_fn(x_t, t)`` sees ``x_t [b, *data_shape]`` with values in ``[0, K]``
+    (``K``: masked) and returns logits ``[b, *data_shape, K']`` with ``K' = K`` or ``K + 1`` (a
+    network built for the ``K + 1`` input states; its last logit is ignored): :math:`\hat p(x_0
+    \mid x_t)` is their softmax over the ``K`` classes. The reverse step is
+    :math:`p(x_{t-1} \mid x_t) = q(x_{t-1} \mid x_t, \hat x_0)` (:func:`absorbing_log_posterior`).
+
+    Its bound needs no prior term (:math:`\bar\alpha_T = 0`, checked) and each step's KL has a
+    closed form: with :math:`u_t = (\bar\alpha_{t-1} - \bar\alpha_t)/(1 - \bar\alpha_t)`, only
+    masked positions count,
+
+    .. math:: L_{t-1} = \mathrm{KL}\big(q(x_{t-1} \mid x_t, x_0)\,\|\,p(x_{t-1} \mid x_t)\big)
+              = -u_t \sum_{d:\ x_{t,d} = K} \log \hat p(x_{0,d} \mid x_t),
+
+    and :math:`-\log p(x_0) \le \sum_{t=1}^T \mathbb{E}_{q(x_t \mid x_0)} L_{t-1}` (at
+    :math:`t = 1`, :math:`u_1 = 1` and the term is the decoder's negative log-likelihood).
+
+    >>> from catlib.nets import TimeMLP
+    >>> model = MaskedDiffusion((3,), 4, TimeMLP(3, 5, hidden=(8,)), timesteps=10)
+    >>> model.sample(2, steps=4).shape, model.last_sample_calls <= 4
+    (torch.Size([2, 3]), True)
+    """
+
+    def __init__(self, data_shape: Sequence[int], num_classes: int, denoise_fn: Callable[[Tensor, Tensor], Tensor],
+                 timesteps: int = 1000, schedule: str | Tensor = "absorbing"):
+        super().__init__()
+        self.data_shape = check_data_shape(data_shape)
+        self.num_classes = check_positive_int("num_classes", num_classes, minimum=2)
+        self.num_timesteps = check_positive_int("timesteps", timesteps)
+        self.denoise_fn = denoise_fn
+        self.last_sample_calls = 0
+        alphas = absorbing_schedule(self.num_timesteps) if schedule == "absorbing" else _make_schedule(
+            schedule, self.num_timesteps)
+        log_alpha_bar = torch.cat([torch.zeros(1, dtype=torch.float64), alphas.log().cumsum(0)])
+        if log_alpha_bar[-1] > -math.inf:
+            raise ValueError(f"the all-masked prior needs alpha_bar_T = 0 (schedule 'absorbing'); this schedule "
+                             f"ends at {log_alpha_bar[-1].exp():.3g}, which would make the prior term infinite")
+        self.register_buffer("log_alpha_bar", log_alpha_bar)  # [T + 1], index t: log alpha-bar_t
+
+    @property
+    def device(self) -> torch.device:
+        return self.log_alpha_bar.device
+
+    @property
+    def mask(self) -> int:
+        """The mask state, ``K``."""
+        return self.num_classes
+
+    def unmask_probability(self, t: Tensor, s: Tensor | None = None) -> Tensor:
+        r""":math:`(\bar\alpha_s - \bar\alpha_t) / (1 - \bar\alpha_t)`, float64 like ``t``: the chance that a
+        position masked at ``t`` is unmasked at ``s < t`` (``s = t - 1`` by default)."""
+        s = t - 1 if s is None else s
+        now, then = self.log_alpha_bar[t], self.log_alpha_bar[s]
+        return (then + log1mexp(now - then) - log1mexp(now)).exp()
+
+    def q_sample(self, x0: Tensor, t: Tensor) -> Tensor:
+        """``x_t ~ q(x_t | x_0)``: each position masked independently with probability ``1 - alpha-bar_t``."""
+        keep = torch.rand(x0.shape, device=x0.device, dtype=torch.float64) < self._per_example(self.log_alpha_bar[t]).exp()
+        return torch.where(keep, x0, torch.full_like(x0, self.mask))
+
+    def _per_example(self, values: Tensor) -> Tensor:
+        return values.view(-1, *[1] * len(self.data_shape))
+
+    def p_log_x0(self, x_t: Tensor, t: Tensor) -> Tensor:
+        r""":math:`\log \hat p(x_0 \mid x_t)` over the ``K`` classes, ``[b, *data_shape, K]`` (one network call)."""
+        logits = self.denoise_fn(x_t, t)
+        expected = (x_t.shape[0], *self.data_shape)
+        if tuple(logits.shape[:-1]) != expected or logits.shape[-1] not in (self.num_classes, self.num_classes + 1):
+            raise ValueError(f"denoise_fn must return logits of shape {list(expected) + [self.num_classes]} "
+                             f"(or K + 1 = {self.num_classes + 1} classes), got {list(logits.shape)}")
+        return F.log_softmax(logits[..., :self.num_classes].float(), dim=-1)
+
+    def _loss_given_xt(self, x0: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+        """``L_{t-1}`` given ``x_t`` in nats, ``[b]`` (closed form, see the class)."""
+        nll = -self.p_log_x0(x_t, t).gather(-1, x0[..., None])[..., 0].double()
+        masked = (x_t == self.mask)
+        return (self._per_example(self.unmask_probability(t)) * nll * masked).flatten(1).sum(1)
+
+    def _time(self, t: int | Tensor, batch: int) -> Tensor:
+        t = torch.as_tensor(t, dtype=torch.long, device=self.device).expand(batch)
+        if ((t < 1) | (t > self.num_timesteps)).any():
+            raise ValueError(f"t must be in [1, {self.num_timesteps}], got {t.tolist()[:8]}")
+        return t
+
+    def loss_terms(self, x0: Tensor, t: int | Tensor) -> Tensor:
+        """``L_{t-1}`` in nats with one ``x_t ~ q(x_t | x_0)`` per example, ``[b]``."""
+        x0 = check_classes(x0, self.data_shape, self.num_classes, "x0").to(self.device)
+        t = self._time(t, x0.shape[0])
+        return self._loss_given_xt(x0, self.q_sample(x0, t), t)
+
+    def _expected_loss(self, x0: Tensor, t: Tensor) -> Tensor:
+        """``L_{t-1}`` averaged exactly over the ``2 ** D`` masks of ``x_t``, ``[b]``."""
+        D = math.prod(self.data_shape)
+        if 2 ** D > _MAX_ENUMERATED_STATES:
+            raise ValueError(f"exact needs 2 ** num_vars <= {_MAX_ENUMERATED_STATES} masks, got 2 ** {D}")
+        patterns = (torch.arange(2 ** D, device=self.device)[:, None] >> torch.arange(D, device=self.device)) % 2
+        patterns = patterns.bool().view(-1, *self.data_shape)                      # True: masked
+        b, n = x0.shape[0], patterns.shape[0]
+        x0s, ts = x0.repeat_interleave(n, 0), t.repeat_interleave(n)
+        masked = patterns.repeat(b, *[1] * len(self.data_shape))
+        x_t = torch.where(masked, torch.full_like(x0s, self.mask), x0s)
+        log_abar = self._per_example(self.log_alpha_bar[ts])
+        log_w = torch.where(masked, log1mexp(log_abar), log_abar).flatten(1).sum(1)   # log q(x_t | x_0)
+        return (log_w.exp() * self._loss_given_xt(x0s, x_t, ts)).view(b, n).sum(1)
+
+    def elbo_terms(self, x: Tensor, exact: bool = False) -> Tensor:
+        """``[b, T]``: column ``t - 1`` is ``L_{t-1}`` in nats, with one ``x_t`` sample per term or, with
+        ``exact``, averaged over every mask pattern (tiny problems); their sum is ``-ELBO``."""
+        x = check_classes(x, self.data_shape, self.num_classes, "x").to(self.device)
+        columns = []
+        for t_now in range(1, self.num_timesteps + 1):
+            t = torch.full((x.shape[0],), t_now, dtype=torch.long, device=self.device)
+            columns.append(self._expected_loss(x, t) if exact else self._loss_given_xt(x, self.q_sample(x, t), t))
+        return torch.stack(columns, 1)
+
+    def log_prob(self, x: Tensor, exact: bool = False) -> Tensor:
+        """The ELBO of ``x`` in nats, ``[b]`` (a lower bound on ``log p(x)``; see :meth:`elbo_terms`)."""
+        return -self.elbo_terms(x, exact).sum(1)
+
+    @torch.no_grad()
+    def sample(self, n: int, steps: int | None = None, progress: bool | None = None) -> Tensor:
+        """``n`` samples ``[n, *data_shape]`` from the all-masked state in ``steps`` jumps (default ``T``).
+
+        A jump from ``t`` to the next time ``s`` unmasks each masked position with probability
+        :meth:`unmask_probability` and draws its class from :math:`\\hat p(x_0 \\mid x_t)`; the
+        network is called only when some position unmasks (``last_sample_calls`` counts the calls).
+        """
+        n = check_positive_int("n", n)
+        times = spaced_times(self.num_timesteps, steps) + [0]
+        progress = len(times) > PROGRESS_FROM_CALLS if progress is None else progress
+        x = torch.full((n, *self.data_shape), self.mask, dtype=torch.long, device=self.device)
+        calls = 0
+        for t_now, s_next in progress_bar(list(zip(times[:-1], times[1:])), disable=not progress, desc="sampling",
+                                          leave=False):
+            t = torch.full((n,), t_now, dtype=torch.long, device=self.device)
+            u = self.unmask_probability(t, torch.full_like(t, s_next))
+            unmask = (x == self.mask) & (torch.rand(x.shape, device=x.device, dtype=torch.float64)
+                                         < self._per_example(u))
+            if unmask.any():
+                calls += 1
+                draw = torch.distributions.Categorical(logits=self.p_log_x0(x, t)).sample()
+                x = torch.where(unmask, draw, x)
+        self.last_sample_calls = calls
+        return x

@@ -1,5 +1,6 @@
 """The absorbing (masking) kernel against its transition matrices multiplied out by hand."""
 import itertools
+import math
 
 import pytest
 import torch
@@ -84,3 +85,103 @@ def test_the_reverse_model_mixes_the_posteriors_of_each_x0(alphas):
 def test_masking_cannot_shrink():
     with pytest.raises(ValueError, match="masking only ever grows"):
         absorbing_log_posterior(torch.zeros(1, K), torch.tensor([K]), torch.tensor(0.5).log(), 0.0)
+
+
+# ----------------------------------------------------------------------------- the model
+
+from catlib.diffusion import categorical_kl  # noqa: E402
+from catlib.masked_diffusion import MaskedDiffusion  # noqa: E402
+from catlib.nets import TimeMLP  # noqa: E402
+
+
+def tiny_model(D=2, K=2, T=3, seed=0):
+    torch.manual_seed(seed)
+    net = TimeMLP(D, K + 1, hidden=(16,))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn(p.shape) * 0.5)  # away from a uniform prediction
+    return MaskedDiffusion((D,), K, net, timesteps=T).double()
+
+
+def test_closed_form_term_is_the_kl_of_the_posteriors():
+    model = tiny_model(D=3, K=3, T=5)
+    x0 = torch.tensor([[0, 2, 1], [1, 1, 0]])
+    for t_now in range(1, 6):
+        t = torch.full((2,), t_now)
+        x_t = torch.tensor([[3, 2, 3], [3, 3, 3]])
+        got = model._loss_given_xt(x0, x_t, t)
+        prev, now = model.log_alpha_bar[t_now - 1], model.log_alpha_bar[t_now]
+        log_q = absorbing_log_posterior(torch.eye(3, dtype=torch.float64)[x0].clamp_min(1e-300).log(), x_t, prev, now)
+        log_p = absorbing_log_posterior(model.p_log_x0(x_t, t).double(), x_t, prev, now)
+        if t_now == 1:  # the decoder: -log p(x_0 | x_1)
+            want = -log_p.gather(-1, x0[..., None])[..., 0].sum(1)
+        else:
+            want = categorical_kl(log_q, log_p).sum(1)
+        assert torch.allclose(got, want, atol=1e-9), t_now
+
+
+def trajectory_elbo(model, x0):
+    """E_q[log p(x_{0:T}) - log q(x_{1:T} | x_0)] by enumerating every trajectory of every position."""
+    K, D, T = model.num_classes, x0.numel(), model.num_timesteps
+    total = 0.0
+    for path in itertools.product(range(K + 1), repeat=D * T):
+        xs = [x0] + [torch.tensor(path[i * D:(i + 1) * D]) for i in range(T)]  # x_1 .. x_T
+        log_q = 0.0
+        for t in range(1, T + 1):  # q(x_t | x_{t-1}), position by position
+            a = math.exp(model.log_alpha_bar[t] - model.log_alpha_bar[t - 1]) if model.log_alpha_bar[t] > -math.inf else 0.0
+            for prev, now in zip(xs[t - 1].tolist(), xs[t].tolist()):
+                p = (1.0 if now == K else 0.0) if prev == K else (a if now == prev else (1 - a) if now == K else 0.0)
+                log_q = log_q + (math.log(p) if p > 0 else -math.inf)
+        if log_q == -math.inf:
+            continue
+        log_p = 0.0 if bool((xs[T] == K).all()) else -math.inf  # the prior: all masked
+        for t in range(T, 0, -1):
+            tt = torch.tensor([t])
+            step = absorbing_log_posterior(model.p_log_x0(xs[t][None], tt).double(), xs[t][None],
+                                           model.log_alpha_bar[t - 1], model.log_alpha_bar[t])[0]
+            log_p = log_p + step.gather(-1, xs[t - 1][:, None]).sum().item()
+        total += math.exp(log_q) * (log_p - log_q)
+    return total
+
+
+
+def test_exact_bound_is_the_sum_over_all_trajectories():
+    model = tiny_model(D=2, K=2, T=3)
+    for x0 in ([0, 1], [1, 1]):
+        x = torch.tensor([x0])
+        assert model.log_prob(x, exact=True).item() == pytest.approx(trajectory_elbo(model, x[0]), abs=1e-9)
+
+
+def test_bounds_of_all_outcomes_sum_to_at_most_one():
+    model = tiny_model(D=2, K=3, T=4, seed=1)
+    xs = torch.tensor(list(itertools.product(range(3), repeat=2)))
+    total = model.log_prob(xs, exact=True).exp().sum().item()
+    assert 0.2 < total <= 1.0 + 1e-12
+
+
+def test_sampled_terms_average_to_the_exact_ones():
+    model = tiny_model(D=2, K=2, T=3)
+    x = torch.tensor([[0, 1]]).repeat(4000, 1)
+    torch.manual_seed(0)
+    sampled = model.elbo_terms(x).mean(0)
+    exact = model.elbo_terms(x[:1], exact=True)[0]
+    assert torch.allclose(sampled, exact, atol=0.05)
+
+
+def test_sampler_calls_the_network_only_when_something_unmasks():
+    model = tiny_model(D=3, K=2, T=200)
+    calls = []
+    model.denoise_fn.register_forward_hook(lambda *args: calls.append(1))
+    x = model.sample(1)
+    assert ((x >= 0) & (x < 2)).all() and model.last_sample_calls == len(calls) <= 3  # one call per unmasking jump
+    assert model.sample(5, steps=2).shape == (5, 3) and model.last_sample_calls <= 2
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="alpha_bar_T = 0"):
+        MaskedDiffusion((2,), 2, TimeMLP(2, 3), timesteps=5, schedule="cosine")
+    model = MaskedDiffusion((2,), 3, lambda x, t: torch.zeros(x.shape[0], 2, 7), timesteps=5)
+    with pytest.raises(ValueError, match="logits of shape"):
+        model.log_prob(torch.tensor([[0, 1]]))
+    with pytest.raises(ValueError):
+        tiny_model().log_prob(torch.tensor([[0, 5]]))  # a class outside [0, K)
