@@ -185,3 +185,61 @@ def test_bad_inputs():
         model.log_prob(torch.tensor([[0, 1]]))
     with pytest.raises(ValueError):
         tiny_model().log_prob(torch.tensor([[0, 5]]))  # a class outside [0, K)
+
+
+# ----------------------------------------------------------------------------- continuous time
+
+from catlib.masked_diffusion import MASKING_SCHEDULES, ContinuousMaskedDiffusion  # noqa: E402
+
+
+class TimeBlind(torch.nn.Module):
+    """Logits from x_t alone, so one network serves discrete and continuous time alike."""
+
+    def __init__(self, D, K, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.net = TimeMLP(D, K + 1, hidden=(16,))
+        with torch.no_grad():
+            for p in self.net.parameters():
+                p.add_(torch.randn(p.shape) * 0.5)
+
+    def forward(self, x_t, t):
+        return self.net(x_t, torch.zeros(x_t.shape[0], dtype=torch.long))
+
+
+def test_continuous_bound_is_the_limit_of_the_discrete_one():
+    net = TimeBlind(2, 3).double()
+    x = torch.tensor([[0, 2], [1, 1]])
+    continuous = ContinuousMaskedDiffusion((2,), 3, net, "linear").double().log_prob(x, exact=True)
+    gaps = []
+    for T in (4, 32, 256):
+        discrete = MaskedDiffusion((2,), 3, net, timesteps=T).double().log_prob(x, exact=True)
+        gaps.append((continuous - discrete).abs().max().item())
+    assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 0.02, gaps
+
+
+def test_masking_schedules_and_their_derivatives():
+    t = torch.linspace(0.01, 0.99, 50, dtype=torch.float64, requires_grad=True)
+    for name, (alpha, alpha_prime) in MASKING_SCHEDULES.items():
+        assert alpha(torch.tensor(0.0)) == pytest.approx(1) and alpha(torch.tensor(1.0)) == pytest.approx(0, abs=1e-12)
+        grad, = torch.autograd.grad(alpha(t).sum(), t)
+        assert torch.allclose(grad, alpha_prime(t.detach())), name
+
+
+@pytest.mark.parametrize("schedule", list(MASKING_SCHEDULES))
+def test_continuous_bounds_of_all_outcomes_sum_to_at_most_one(schedule):
+    model = ContinuousMaskedDiffusion((2,), 3, TimeBlind(2, 3, seed=1), schedule).double()
+    xs = torch.tensor(list(itertools.product(range(3), repeat=2)))
+    total = model.log_prob(xs, exact=True).exp().sum().item()
+    assert 0.2 < total <= 1.0
+
+
+def test_stratified_times_and_the_sampled_bound():
+    model = ContinuousMaskedDiffusion((2,), 3, TimeBlind(2, 3)).double()
+    torch.manual_seed(0)
+    times = model.stratified_times(8)
+    assert sorted((times * 8).floor().long().tolist()) == list(range(8))
+    x = torch.tensor([[0, 2]])
+    estimate = model.log_prob(x.repeat(2000, 1), k=4).mean()
+    assert estimate.item() == pytest.approx(model.log_prob(x, exact=True).item(), abs=0.05)
+    assert model.sample(3, steps=10).shape == (3, 2) and model.last_sample_calls <= 10
