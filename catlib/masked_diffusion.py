@@ -42,7 +42,8 @@ from catlib.progress import progress_bar
 from catlib.validation import check_classes, check_data_shape, check_positive_int
 
 __all__ = ["absorbing_schedule", "absorbing_log_marginal", "absorbing_log_posterior", "MaskedDiffusion",
-           "ContinuousMaskedDiffusion", "MASKING_SCHEDULES", "predicted_log_x0", "unmasking_sampler"]
+           "ContinuousMaskedDiffusion", "MASKING_SCHEDULES", "predicted_log_x0", "unmasking_sampler",
+           "all_mask_patterns"]
 
 
 def absorbing_schedule(timesteps: int) -> Tensor:
@@ -122,6 +123,20 @@ def absorbing_log_posterior(log_x0: Tensor, x_t: Tensor, log_alpha_bar_prev: Ten
     masked_row = torch.cat([log_x0 + log_unmask[..., None], log_stay[..., None]], dim=-1)
     kept_row = index_to_log_onehot(x_t.clamp_max(num_classes), num_classes + 1, dtype)
     return _log(torch.where((x_t == num_classes)[..., None], masked_row, kept_row))
+
+
+def all_mask_patterns(data_shape: Sequence[int], device: torch.device | None = None) -> Tensor:
+    """Every way to mask ``data_shape``'s positions, ``[2 ** D, *data_shape]`` bool (``True``: masked),
+    for exact bounds on tiny problems (at most 4096 patterns).
+
+    >>> all_mask_patterns((2,)).tolist()
+    [[False, False], [True, False], [False, True], [True, True]]
+    """
+    D = math.prod(data_shape)
+    if 2 ** D > _MAX_ENUMERATED_STATES:
+        raise ValueError(f"exact bounds need 2 ** num_vars <= {_MAX_ENUMERATED_STATES} masks, got 2 ** {D}")
+    patterns = (torch.arange(2 ** D, device=device)[:, None] >> torch.arange(D, device=device)) % 2
+    return patterns.bool().view(-1, *data_shape)
 
 
 def predicted_log_x0(denoise_fn: Callable[[Tensor, Tensor], Tensor], x_t: Tensor, t: Tensor,
@@ -246,11 +261,7 @@ class MaskedDiffusion(nn.Module):
 
     def _expected_loss(self, x0: Tensor, t: Tensor) -> Tensor:
         """``L_{t-1}`` averaged exactly over the ``2 ** D`` masks of ``x_t``, ``[b]``."""
-        D = math.prod(self.data_shape)
-        if 2 ** D > _MAX_ENUMERATED_STATES:
-            raise ValueError(f"exact needs 2 ** num_vars <= {_MAX_ENUMERATED_STATES} masks, got 2 ** {D}")
-        patterns = (torch.arange(2 ** D, device=self.device)[:, None] >> torch.arange(D, device=self.device)) % 2
-        patterns = patterns.bool().view(-1, *self.data_shape)                      # True: masked
+        patterns = all_mask_patterns(self.data_shape, self.device)
         b, n = x0.shape[0], patterns.shape[0]
         x0s, ts = x0.repeat_interleave(n, 0), t.repeat_interleave(n)
         masked = patterns.repeat(b, *[1] * len(self.data_shape))
@@ -376,12 +387,8 @@ class ContinuousMaskedDiffusion(nn.Module):
 
     def _exact_at(self, x0: Tensor, t: float) -> Tensor:
         """The integrand at time ``t`` averaged over every mask pattern, ``[b]``."""
-        D = math.prod(self.data_shape)
-        if 2 ** D > _MAX_ENUMERATED_STATES:
-            raise ValueError(f"exact needs 2 ** num_vars <= {_MAX_ENUMERATED_STATES} masks, got 2 ** {D}")
         t = max(t, self.min_time)
-        patterns = ((torch.arange(2 ** D, device=self.device)[:, None] >> torch.arange(D, device=self.device)) % 2)
-        patterns = patterns.bool().view(-1, *self.data_shape)
+        patterns = all_mask_patterns(self.data_shape, self.device)
         b, n = x0.shape[0], patterns.shape[0]
         x0s, masked = x0.repeat_interleave(n, 0), patterns.repeat(b, *[1] * len(self.data_shape))
         a = float(self.alpha(torch.tensor(t, dtype=torch.float64)))
