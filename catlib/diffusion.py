@@ -22,14 +22,17 @@ from catlib.validation import (as_int, check_bool, check_classes, check_data_sha
 
 __all__ = ["cosine_schedule", "linear_schedule", "log_add_exp", "log1mexp", "index_to_log_onehot",
            "categorical_kl", "log_categorical", "MultinomialDiffusion", "build_diffusion", "LOG_ZERO",
-           "TEXT8_DIFFUSION", "ENWIK8_DIFFUSION", "spaced_times"]
+           "TEXT8_DIFFUSION", "ENWIK8_DIFFUSION", "spaced_times",
+           "check_times", "make_schedule", "MAX_ENUMERATED_STATES"]
 
 LOG_ZERO = math.log(1e-30)
 """Stands for :math:`\\log 0` in log one-hot vectors: finite, so no ``-inf - (-inf) = NaN`` can
 arise downstream, and :math:`e^{-69} = 10^{-30}` is negligible next to every probability the
 schedules produce."""
 
-_MAX_ENUMERATED_STATES = 4096
+MAX_ENUMERATED_STATES = 4096
+"""The most states an exact bound enumerates (``K ** D`` here, ``2 ** D`` mask patterns in
+:mod:`catlib.masked_diffusion`)."""
 
 PROGRESS_FROM_CALLS = 100
 """Sampling shows a progress bar by default from this many network calls on (1000 calls of a
@@ -165,6 +168,33 @@ def _sample_categorical(log_probs: Tensor) -> Tensor:
     return (log_probs - torch.log(-torch.log(u))).argmax(-1)
 
 
+def check_times(t: int | Tensor, batch: int, low: int, high: int, device: torch.device | None = None,
+                name: str = "t") -> Tensor:
+    """Time steps ``t`` (an int or a LongTensor ``[batch]`` or ``[]``) as a LongTensor ``[batch]`` on
+    ``device``, each checked to lie in ``[low, high]``; a clear ``ValueError`` otherwise.
+
+    >>> check_times(3, 2, 1, 10).tolist()
+    [3, 3]
+    """
+    if not torch.is_tensor(t) and as_int(t) is not None:  # int or NumPy integer
+        t = as_int(t)
+        if not low <= t <= high:
+            raise ValueError(f"{name} must be in [{low}, {high}], got {t}")
+        return torch.full((batch,), t, dtype=torch.long, device=device)
+    if not torch.is_tensor(t) or t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise ValueError(f"{name} must be an int or a LongTensor of shape [{batch}], got "
+                         f"{type(t).__name__ if not torch.is_tensor(t) else t.dtype}")
+    if t.dim() == 0:
+        t = t.expand(batch)
+    if t.shape != (batch,):
+        raise ValueError(f"{name} must be an int or a LongTensor of shape [{batch}], got shape {list(t.shape)}")
+    bad = (t < low) | (t > high)
+    if bad.any():
+        i = int(bad.nonzero()[0])
+        raise ValueError(f"{name} must be in [{low}, {high}], got {int(t[i])} at position {i}")
+    return t.to(device, torch.long)
+
+
 def spaced_times(timesteps: int, steps: int | None = None) -> list[int]:
     """``steps`` evenly spaced times ``T = t_S > ... > t_1 = 1`` (all ``T`` by default): where a
     sampler with ``steps`` network calls stops.
@@ -178,7 +208,8 @@ def spaced_times(timesteps: int, steps: int | None = None) -> list[int]:
     return torch.linspace(timesteps, 1, steps, dtype=torch.float64).round().long().tolist()
 
 
-def _make_schedule(schedule: str | Tensor, timesteps: int) -> Tensor:
+def make_schedule(schedule: str | Tensor, timesteps: int) -> Tensor:
+    """``[T]`` float64 alphas: ``"cosine"``, ``"linear"`` or a tensor of ``T`` values in ``(0, 1)`` (checked)."""
     if torch.is_tensor(schedule):
         alphas = schedule.detach().to(torch.float64).cpu()
         if alphas.shape != (timesteps,) or not ((alphas > 0) & (alphas < 1)).all():
@@ -250,7 +281,7 @@ class MultinomialDiffusion(nn.Module):
         self.denoise_fn = denoise_fn
         self.last_sample_calls = 0
 
-        log_alpha = _make_schedule(schedule, self.num_timesteps).log()
+        log_alpha = make_schedule(schedule, self.num_timesteps).log()
         log_cumprod_alpha = log_alpha.cumsum(0)
         self.register_buffer("log_alpha", log_alpha)
         self.register_buffer("log_1_min_alpha", log1mexp(log_alpha))
@@ -271,25 +302,8 @@ class MultinomialDiffusion(nn.Module):
     # ------------------------------------------------------------------ input checks
 
     def _time(self, t: int | Tensor, batch: int, name: str = "t", low: int = 1, high: int | None = None) -> Tensor:
-        """``t`` as a LongTensor ``[batch]`` on the model's device, checked to lie in ``[low, high]``."""
-        high = self.num_timesteps if high is None else high
-        if not torch.is_tensor(t) and as_int(t) is not None:  # int or NumPy integer
-            t = as_int(t)
-            if not low <= t <= high:
-                raise ValueError(f"{name} must be in [{low}, {high}], got {t}")
-            return torch.full((batch,), t, dtype=torch.long, device=self.device)
-        if not torch.is_tensor(t) or t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-            raise ValueError(f"{name} must be an int or a LongTensor of shape [{batch}], got "
-                             f"{type(t).__name__ if not torch.is_tensor(t) else t.dtype}")
-        if t.dim() == 0:
-            t = t.expand(batch)
-        if t.shape != (batch,):
-            raise ValueError(f"{name} must be an int or a LongTensor of shape [{batch}], got shape {list(t.shape)}")
-        bad = (t < low) | (t > high)
-        if bad.any():
-            i = int(bad.nonzero()[0])
-            raise ValueError(f"{name} must be in [{low}, {high}], got {int(t[i])} at position {i}")
-        return t.to(self.device, torch.long)
+        """``t`` as a LongTensor ``[batch]`` on the model's device, checked to lie in ``[low, high]`` (default ``T``)."""
+        return check_times(t, batch, low, self.num_timesteps if high is None else high, self.device, name)
 
     def _log_probs(self, x: Tensor, name: str) -> Tensor:
         """Log-probabilities ``[b, *data_shape, K]`` of class indices or of probability vectors."""
@@ -471,8 +485,8 @@ class MultinomialDiffusion(nn.Module):
     def _expected_loss(self, log_x_start: Tensor, t: Tensor, s: Tensor | None = None) -> Tensor:
         r""":math:`L_{t-1} = \sum_{x_t} q(x_t \mid x_0)\, L_{t-1}(x_t)` over all ``K ** num_vars`` states, ``[b]``."""
         K, D = self.num_classes, self.num_vars
-        if K ** D > _MAX_ENUMERATED_STATES:
-            raise ValueError(f"enumerate_xt needs num_classes ** num_vars <= {_MAX_ENUMERATED_STATES} states, "
+        if K ** D > MAX_ENUMERATED_STATES:
+            raise ValueError(f"enumerate_xt needs num_classes ** num_vars <= {MAX_ENUMERATED_STATES} states, "
                              f"got {K} ** {D}")
         idx = torch.arange(K ** D, device=self.device)
         states = (idx[:, None] // K ** torch.arange(D, device=self.device) % K).view(-1, *self.data_shape)

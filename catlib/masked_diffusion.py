@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from catlib.diffusion import (_MAX_ENUMERATED_STATES, LOG_ZERO, PROGRESS_FROM_CALLS, _make_schedule,
-                              index_to_log_onehot, log1mexp, spaced_times)
+from catlib.diffusion import (LOG_ZERO, MAX_ENUMERATED_STATES, PROGRESS_FROM_CALLS, check_times, index_to_log_onehot,
+                              log1mexp, make_schedule, spaced_times)
 from catlib.progress import progress_bar
 from catlib.validation import check_classes, check_data_shape, check_positive_int
 
@@ -133,8 +133,8 @@ def all_mask_patterns(data_shape: Sequence[int], device: torch.device | None = N
     [[False, False], [True, False], [False, True], [True, True]]
     """
     D = math.prod(data_shape)
-    if 2 ** D > _MAX_ENUMERATED_STATES:
-        raise ValueError(f"exact bounds need 2 ** num_vars <= {_MAX_ENUMERATED_STATES} masks, got 2 ** {D}")
+    if 2 ** D > MAX_ENUMERATED_STATES:
+        raise ValueError(f"exact bounds need 2 ** num_vars <= {MAX_ENUMERATED_STATES} masks, got 2 ** {D}")
     patterns = (torch.arange(2 ** D, device=device)[:, None] >> torch.arange(D, device=device)) % 2
     return patterns.bool().view(-1, *data_shape)
 
@@ -172,7 +172,64 @@ def unmasking_sampler(mask: int, shape: tuple[int, ...], jumps: list[tuple[Tenso
     return x, calls
 
 
-class MaskedDiffusion(nn.Module):
+class _MaskingModel(nn.Module):
+    """What the discrete- and continuous-time models share: the ``K + 1`` states, the network's
+    :math:`\hat p(x_0 \mid x_t)`, masking at a given keep probability, the masked positions'
+    negative log-likelihood and its exact average over every mask pattern."""
+
+    def __init__(self, data_shape: Sequence[int], num_classes: int, denoise_fn: Callable[[Tensor, Tensor], Tensor]):
+        super().__init__()
+        self.data_shape = check_data_shape(data_shape)
+        self.num_classes = check_positive_int("num_classes", num_classes, minimum=2)
+        self.denoise_fn = denoise_fn
+        self.last_sample_calls = 0
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.buffers()).device
+
+    @property
+    def mask(self) -> int:
+        """The mask state, ``K``."""
+        return self.num_classes
+
+    def _network_time(self, t: Tensor) -> Tensor:
+        """The time ``denoise_fn`` sees for the model's time ``t``."""
+        return t
+
+    def p_log_x0(self, x_t: Tensor, t: Tensor) -> Tensor:
+        r""":math:`\log \hat p(x_0 \mid x_t)` over the ``K`` classes, ``[b, *data_shape, K]`` (one network call)."""
+        return predicted_log_x0(self.denoise_fn, x_t, self._network_time(t), self.num_classes)
+
+    def _per_example(self, values: Tensor) -> Tensor:
+        """``values [b]`` viewed as ``[b, 1, ...]`` against ``[b, *data_shape]``."""
+        return values.view(-1, *[1] * len(self.data_shape))
+
+    def _corrupt(self, x0: Tensor, keep: Tensor) -> Tensor:
+        """``x_t``: each position of ``x0`` kept with probability ``keep [b]``, masked otherwise."""
+        kept = torch.rand(x0.shape, device=x0.device, dtype=torch.float64) < self._per_example(keep)
+        return torch.where(kept, x0, torch.full_like(x0, self.mask))
+
+    def _masked_nll(self, x0: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+        r""":math:`\sum_{d:\ x_{t,d} = K} -\log \hat p(x_{0,d} \mid x_t)` in nats, ``[b]``."""
+        nll = -self.p_log_x0(x_t, t).gather(-1, x0[..., None])[..., 0].double()
+        return (nll * (x_t == self.mask)).flatten(1).sum(1)
+
+    def _over_all_masks(self, x0: Tensor, t: Tensor, keep: Tensor, loss: Callable[[Tensor, Tensor, Tensor], Tensor]
+                        ) -> Tensor:
+        """``E_{q(x_t | x_0)} loss(x0, x_t, t)`` exactly, each position kept with probability ``keep [b]``:
+        the sum over every mask pattern (:func:`all_mask_patterns`) weighted by its probability, ``[b]``."""
+        patterns = all_mask_patterns(self.data_shape, self.device)
+        b, n = x0.shape[0], patterns.shape[0]
+        x0s, ts = x0.repeat_interleave(n, 0), t.repeat_interleave(n)
+        masked = patterns.repeat(b, *[1] * len(self.data_shape))
+        x_t = torch.where(masked, torch.full_like(x0s, self.mask), x0s)
+        p_keep = self._per_example(keep.to(torch.float64).repeat_interleave(n))
+        weight = torch.where(masked, 1 - p_keep, p_keep).flatten(1).prod(1)     # q(x_t | x_0)
+        return (weight * loss(x0s, x_t, ts)).view(b, n).sum(1)
+
+
+class MaskedDiffusion(_MaskingModel):
     r"""Discrete-time absorbing-state diffusion and its learned reverse (D3PM's absorbing kernel).
 
     The network ``denoise_fn(x_t, t)`` sees ``x_t [b, *data_shape]`` with values in ``[0, K]``
@@ -199,28 +256,15 @@ class MaskedDiffusion(nn.Module):
 
     def __init__(self, data_shape: Sequence[int], num_classes: int, denoise_fn: Callable[[Tensor, Tensor], Tensor],
                  timesteps: int = 1000, schedule: str | Tensor = "absorbing"):
-        super().__init__()
-        self.data_shape = check_data_shape(data_shape)
-        self.num_classes = check_positive_int("num_classes", num_classes, minimum=2)
+        super().__init__(data_shape, num_classes, denoise_fn)
         self.num_timesteps = check_positive_int("timesteps", timesteps)
-        self.denoise_fn = denoise_fn
-        self.last_sample_calls = 0
-        alphas = absorbing_schedule(self.num_timesteps) if schedule == "absorbing" else _make_schedule(
+        alphas = absorbing_schedule(self.num_timesteps) if schedule == "absorbing" else make_schedule(
             schedule, self.num_timesteps)
         log_alpha_bar = torch.cat([torch.zeros(1, dtype=torch.float64), alphas.log().cumsum(0)])
         if log_alpha_bar[-1] > -math.inf:
             raise ValueError(f"the all-masked prior needs alpha_bar_T = 0 (schedule 'absorbing'); this schedule "
                              f"ends at {log_alpha_bar[-1].exp():.3g}, which would make the prior term infinite")
         self.register_buffer("log_alpha_bar", log_alpha_bar)  # [T + 1], index t: log alpha-bar_t
-
-    @property
-    def device(self) -> torch.device:
-        return self.log_alpha_bar.device
-
-    @property
-    def mask(self) -> int:
-        """The mask state, ``K``."""
-        return self.num_classes
 
     def unmask_probability(self, t: Tensor, s: Tensor | None = None) -> Tensor:
         r""":math:`(\bar\alpha_s - \bar\alpha_t) / (1 - \bar\alpha_t)`, float64 like ``t``: the chance that a
@@ -231,44 +275,21 @@ class MaskedDiffusion(nn.Module):
 
     def q_sample(self, x0: Tensor, t: Tensor) -> Tensor:
         """``x_t ~ q(x_t | x_0)``: each position masked independently with probability ``1 - alpha-bar_t``."""
-        keep = torch.rand(x0.shape, device=x0.device, dtype=torch.float64) < self._per_example(self.log_alpha_bar[t]).exp()
-        return torch.where(keep, x0, torch.full_like(x0, self.mask))
-
-    def _per_example(self, values: Tensor) -> Tensor:
-        return values.view(-1, *[1] * len(self.data_shape))
-
-    def p_log_x0(self, x_t: Tensor, t: Tensor) -> Tensor:
-        r""":math:`\log \hat p(x_0 \mid x_t)` over the ``K`` classes, ``[b, *data_shape, K]`` (one network call)."""
-        return predicted_log_x0(self.denoise_fn, x_t, t, self.num_classes)
+        return self._corrupt(x0, self.log_alpha_bar[t].exp())
 
     def _loss_given_xt(self, x0: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
         """``L_{t-1}`` given ``x_t`` in nats, ``[b]`` (closed form, see the class)."""
-        nll = -self.p_log_x0(x_t, t).gather(-1, x0[..., None])[..., 0].double()
-        masked = (x_t == self.mask)
-        return (self._per_example(self.unmask_probability(t)) * nll * masked).flatten(1).sum(1)
-
-    def _time(self, t: int | Tensor, batch: int) -> Tensor:
-        t = torch.as_tensor(t, dtype=torch.long, device=self.device).expand(batch)
-        if ((t < 1) | (t > self.num_timesteps)).any():
-            raise ValueError(f"t must be in [1, {self.num_timesteps}], got {t.tolist()[:8]}")
-        return t
+        return self.unmask_probability(t) * self._masked_nll(x0, x_t, t)
 
     def loss_terms(self, x0: Tensor, t: int | Tensor) -> Tensor:
         """``L_{t-1}`` in nats with one ``x_t ~ q(x_t | x_0)`` per example, ``[b]``."""
         x0 = check_classes(x0, self.data_shape, self.num_classes, "x0").to(self.device)
-        t = self._time(t, x0.shape[0])
+        t = check_times(t, x0.shape[0], 1, self.num_timesteps, self.device)
         return self._loss_given_xt(x0, self.q_sample(x0, t), t)
 
     def _expected_loss(self, x0: Tensor, t: Tensor) -> Tensor:
         """``L_{t-1}`` averaged exactly over the ``2 ** D`` masks of ``x_t``, ``[b]``."""
-        patterns = all_mask_patterns(self.data_shape, self.device)
-        b, n = x0.shape[0], patterns.shape[0]
-        x0s, ts = x0.repeat_interleave(n, 0), t.repeat_interleave(n)
-        masked = patterns.repeat(b, *[1] * len(self.data_shape))
-        x_t = torch.where(masked, torch.full_like(x0s, self.mask), x0s)
-        log_abar = self._per_example(self.log_alpha_bar[ts])
-        log_w = torch.where(masked, log1mexp(log_abar), log_abar).flatten(1).sum(1)   # log q(x_t | x_0)
-        return (log_w.exp() * self._loss_given_xt(x0s, x_t, ts)).view(b, n).sum(1)
+        return self._over_all_masks(x0, t, self.log_alpha_bar[t].exp(), self._loss_given_xt)
 
     def elbo_terms(self, x: Tensor, exact: bool = False) -> Tensor:
         """``[b, T]``: column ``t - 1`` is ``L_{t-1}`` in nats, with one ``x_t`` sample per term or, with
@@ -309,7 +330,7 @@ MASKING_SCHEDULES = {
 }
 
 
-class ContinuousMaskedDiffusion(nn.Module):
+class ContinuousMaskedDiffusion(_MaskingModel):
     r"""Masked diffusion in continuous time (the bound of MDLM and MD4).
 
     At time :math:`t \in [0, 1]` each position is masked independently with probability
@@ -335,30 +356,17 @@ class ContinuousMaskedDiffusion(nn.Module):
 
     def __init__(self, data_shape: Sequence[int], num_classes: int, denoise_fn: Callable[[Tensor, Tensor], Tensor],
                  schedule: str = "linear", time_scale: float = 1000.0, min_time: float = 1e-4):
-        super().__init__()
-        self.data_shape = check_data_shape(data_shape)
-        self.num_classes = check_positive_int("num_classes", num_classes, minimum=2)
+        super().__init__(data_shape, num_classes, denoise_fn)
         if schedule not in MASKING_SCHEDULES:
             raise ValueError(f"schedule must be one of {sorted(MASKING_SCHEDULES)}, got {schedule!r}")
         self.schedule = schedule
         self.alpha, self.alpha_prime = MASKING_SCHEDULES[schedule]
-        self.denoise_fn = denoise_fn
         self.time_scale, self.min_time = float(time_scale), float(min_time)
-        self.last_sample_calls = 0
-        self.register_buffer("_anchor", torch.zeros(()))
+        self.register_buffer("_anchor", torch.zeros(()))  # gives the model a device
 
-    @property
-    def device(self) -> torch.device:
-        return self._anchor.device
-
-    @property
-    def mask(self) -> int:
-        return self.num_classes
-
-    def p_log_x0(self, x_t: Tensor, t: Tensor) -> Tensor:
-        r""":math:`\log \hat p(x_0 \mid x_t)`, ``[b, *data_shape, K]``; ``t [b]`` in ``[0, 1]``."""
-        return predicted_log_x0(self.denoise_fn, x_t, t.to(torch.get_default_dtype()) * self.time_scale,
-                                self.num_classes)
+    def _network_time(self, t: Tensor) -> Tensor:
+        """``t [b]`` in ``[0, 1]`` as the network sees it, ``t * time_scale``."""
+        return t.to(torch.get_default_dtype()) * self.time_scale
 
     def weight(self, t: Tensor) -> Tensor:
         r""":math:`-\alpha'(t) / (1 - \alpha(t))` (``1 / t`` for the linear schedule)."""
@@ -367,12 +375,8 @@ class ContinuousMaskedDiffusion(nn.Module):
     def loss_at(self, x0: Tensor, t: Tensor, x_t: Tensor | None = None) -> Tensor:
         """The integrand at times ``t [b]`` with one ``x_t`` each (or the given one), nats, ``[b]``."""
         t = t.to(torch.float64).clamp(self.min_time, 1.0)
-        view = t.view(-1, *[1] * len(self.data_shape))
-        if x_t is None:
-            keep = torch.rand(x0.shape, device=x0.device, dtype=torch.float64) < self.alpha(view)
-            x_t = torch.where(keep, x0, torch.full_like(x0, self.mask))
-        nll = -self.p_log_x0(x_t, t).gather(-1, x0[..., None])[..., 0].double()
-        return self.weight(t) * (nll * (x_t == self.mask)).flatten(1).sum(1)
+        x_t = self._corrupt(x0, self.alpha(t)) if x_t is None else x_t
+        return self.weight(t) * self._masked_nll(x0, x_t, t)
 
     def stratified_times(self, b: int) -> Tensor:
         """``b`` times in ``[0, 1)``, one uniform draw in each slice ``[i/b, (i+1)/b)``, shuffled."""
@@ -387,15 +391,8 @@ class ContinuousMaskedDiffusion(nn.Module):
 
     def _exact_at(self, x0: Tensor, t: float) -> Tensor:
         """The integrand at time ``t`` averaged over every mask pattern, ``[b]``."""
-        t = max(t, self.min_time)
-        patterns = all_mask_patterns(self.data_shape, self.device)
-        b, n = x0.shape[0], patterns.shape[0]
-        x0s, masked = x0.repeat_interleave(n, 0), patterns.repeat(b, *[1] * len(self.data_shape))
-        a = float(self.alpha(torch.tensor(t, dtype=torch.float64)))
-        w = torch.where(masked, torch.tensor(1 - a, dtype=torch.float64), torch.tensor(a, dtype=torch.float64))
-        times = torch.full((b * n,), t, dtype=torch.float64, device=self.device)
-        x_t = torch.where(masked, torch.full_like(x0s, self.mask), x0s)
-        return (w.flatten(1).prod(1) * self.loss_at(x0s, times, x_t)).view(b, n).sum(1)
+        times = torch.full((x0.shape[0],), max(t, self.min_time), dtype=torch.float64, device=self.device)
+        return self._over_all_masks(x0, times, self.alpha(times), lambda x0s, x_t, ts: self.loss_at(x0s, ts, x_t))
 
     def log_prob(self, x: Tensor, k: int = 1, exact: bool = False, quadrature: int = 200) -> Tensor:
         """The bound on ``log p(x)`` in nats, ``[b]``: ``k`` stratified times per example, or ``exact``
