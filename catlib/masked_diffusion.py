@@ -173,7 +173,7 @@ def unmasking_sampler(mask: int, shape: tuple[int, ...], jumps: list[tuple[Tenso
 
 
 class _MaskingModel(nn.Module):
-    """What the discrete- and continuous-time models share: the ``K + 1`` states, the network's
+    r"""What the discrete- and continuous-time models share: the ``K + 1`` states, the network's
     :math:`\hat p(x_0 \mid x_t)`, masking at a given keep probability, the masked positions'
     negative log-likelihood and its exact average over every mask pattern."""
 
