@@ -753,6 +753,40 @@ ENWIK8_DIFFUSION: dict = {"data_shape": (320,), "num_classes": 256, "timesteps":
 classes, ``--diffusion_steps 4000``, :data:`~catlib.nets.ENWIK8_TRANSFORMER`."""
 
 
+def build_denoiser(shape: tuple[int, ...], num_states: int, timesteps: int, network: str | None = None,
+                   **options) -> tuple[nn.Module, str, dict]:
+    """The denoiser ``(x_t, t) -> logits [b, *shape, num_states]`` of :func:`build_diffusion`, with its
+    name and its checked options: ``(net, network, options)``.
+
+    ``num_states`` is ``K`` for multinomial diffusion and ``K + 1`` (the mask) for
+    :func:`catlib.masked_diffusion.build_masked_diffusion`; ``timesteps`` scales the transformer's
+    time embedding. Options and their checks are those of :func:`build_diffusion`.
+
+    >>> net, network, opt = build_denoiser((4,), 3, 20, hidden=(8,))
+    >>> network, net(torch.zeros(2, 4, dtype=torch.long), torch.tensor([1, 5])).shape
+    ('mlp', torch.Size([2, 4, 3]))
+    """
+    network = ("unet" if len(shape) == 2 else "mlp") if network is None else network
+    if not isinstance(network, str) or network not in _NETWORK_OPTIONS:
+        raise ValueError(f"network must be 'mlp' or 'unet', got {network!r}; sequences (L,) may also use 'transformer'")
+    if network == "unet" and len(shape) != 2:
+        raise ValueError(f"network 'unet' needs data_shape (H, W), got {shape}")
+    if network == "transformer" and len(shape) != 1:
+        raise ValueError(f"network 'transformer' needs data_shape (L,), got {shape}")
+    allowed = _NETWORK_OPTIONS[network]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for network {network!r}; expected some of {sorted(allowed)}")
+    opt = {key: _NETWORK_CHECKS[key](key, value) for key, value in {**allowed, **options}.items()}
+    if network == "mlp":
+        net = TimeMLP(math.prod(shape), num_states, opt["hidden"], opt["time_dim"])
+    elif network == "unet":
+        net = UNet(num_states, **opt)
+    else:
+        net = TimeTransformer(num_states, shape[0], timesteps, **opt)
+    return net, network, opt
+
+
 def build_diffusion(data_shape: Sequence[int], num_classes: int, timesteps: int = 1000, schedule: str = "cosine",
                     timestep_sampling: str = "importance", network: str | None = None,
                     **options) -> MultinomialDiffusion:
@@ -790,24 +824,7 @@ def build_diffusion(data_shape: Sequence[int], num_classes: int, timesteps: int 
     shape = check_data_shape(data_shape)
     num_classes = check_positive_int("num_classes", num_classes, minimum=2)
     timesteps = check_positive_int("timesteps", timesteps)
-    network = ("unet" if len(shape) == 2 else "mlp") if network is None else network
-    if not isinstance(network, str) or network not in _NETWORK_OPTIONS:
-        raise ValueError(f"network must be 'mlp' or 'unet', got {network!r}; sequences (L,) may also use 'transformer'")
-    if network == "unet" and len(shape) != 2:
-        raise ValueError(f"network 'unet' needs data_shape (H, W), got {shape}")
-    if network == "transformer" and len(shape) != 1:
-        raise ValueError(f"network 'transformer' needs data_shape (L,), got {shape}")
-    allowed = _NETWORK_OPTIONS[network]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(f"unknown option(s) {unknown} for network {network!r}; expected some of {sorted(allowed)}")
-    opt = {key: _NETWORK_CHECKS[key](key, value) for key, value in {**allowed, **options}.items()}
-    if network == "mlp":
-        net = TimeMLP(math.prod(shape), num_classes, opt["hidden"], opt["time_dim"])
-    elif network == "unet":
-        net = UNet(num_classes, **opt)
-    else:
-        net = TimeTransformer(num_classes, shape[0], timesteps, **opt)
+    net, network, opt = build_denoiser(shape, num_classes, timesteps, network, **options)
     model = MultinomialDiffusion(shape, num_classes, net, timesteps, schedule, timestep_sampling)
     model.name = "multinomial-diffusion"
     model.options = {"timesteps": timesteps, "schedule": schedule, "timestep_sampling": timestep_sampling,

@@ -36,14 +36,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from catlib.diffusion import (LOG_ZERO, MAX_ENUMERATED_STATES, PROGRESS_FROM_CALLS, check_times, index_to_log_onehot,
-                              log1mexp, make_schedule, spaced_times)
+from catlib.diffusion import (LOG_ZERO, MAX_ENUMERATED_STATES, PROGRESS_FROM_CALLS, build_denoiser, check_times,
+                              index_to_log_onehot, log1mexp, make_schedule, spaced_times)
+from catlib.metrics import importance_weighted
 from catlib.progress import progress_bar
 from catlib.validation import check_classes, check_data_shape, check_positive_int
 
 __all__ = ["absorbing_schedule", "absorbing_log_marginal", "absorbing_log_posterior", "MaskedDiffusion",
            "ContinuousMaskedDiffusion", "MASKING_SCHEDULES", "predicted_log_x0", "unmasking_sampler",
-           "all_mask_patterns"]
+           "all_mask_patterns", "build_masked_diffusion", "MASKING_TIME"]
 
 
 def absorbing_schedule(timesteps: int) -> Tensor:
@@ -172,10 +173,17 @@ def unmasking_sampler(mask: int, shape: tuple[int, ...], jumps: list[tuple[Tenso
     return x, calls
 
 
+def _stratified(b: int, device: torch.device) -> Tensor:
+    """``b`` numbers in ``[0, 1)``, one uniform draw in each slice ``[i/b, (i+1)/b)``, shuffled (float64)."""
+    u = torch.rand((), dtype=torch.float64, device=device)
+    return ((u + torch.arange(b, dtype=torch.float64, device=device) / b) % 1.0)[torch.randperm(b, device=device)]
+
+
 class _MaskingModel(nn.Module):
     r"""What the discrete- and continuous-time models share: the ``K + 1`` states, the network's
     :math:`\hat p(x_0 \mid x_t)`, masking at a given keep probability, the masked positions'
-    negative log-likelihood and its exact average over every mask pattern."""
+    negative log-likelihood and its exact average over every mask pattern, and the importance
+    weights of whole trajectories (:meth:`log_weight`)."""
 
     def __init__(self, data_shape: Sequence[int], num_classes: int, denoise_fn: Callable[[Tensor, Tensor], Tensor]):
         super().__init__()
@@ -200,6 +208,11 @@ class _MaskingModel(nn.Module):
     def p_log_x0(self, x_t: Tensor, t: Tensor) -> Tensor:
         r""":math:`\log \hat p(x_0 \mid x_t)` over the ``K`` classes, ``[b, *data_shape, K]`` (one network call)."""
         return predicted_log_x0(self.denoise_fn, x_t, self._network_time(t), self.num_classes)
+
+    def _as_output(self, values: Tensor) -> Tensor:
+        """A bound computed in float64, returned in the network's dtype (the default dtype for a float32 model)."""
+        dtype = next((p.dtype for p in self.parameters()), torch.get_default_dtype())
+        return values.to(dtype)
 
     def _per_example(self, values: Tensor) -> Tensor:
         """``values [b]`` viewed as ``[b, 1, ...]`` against ``[b, *data_shape]``."""
@@ -227,6 +240,39 @@ class _MaskingModel(nn.Module):
         p_keep = self._per_example(keep.to(torch.float64).repeat_interleave(n))
         weight = torch.where(masked, 1 - p_keep, p_keep).flatten(1).prod(1)     # q(x_t | x_0)
         return (weight * loss(x0s, x_t, ts)).view(b, n).sum(1)
+
+    def masking_times(self, x0: Tensor) -> Tensor:
+        """When each position of ``x0 [b, *data_shape]`` is masked, in the model's time: a position is
+        masked at time ``t`` exactly when its masking time is ``<= t``. Defined by each model."""
+        raise NotImplementedError
+
+    def log_weight(self, x0: Tensor) -> Tensor:
+        r"""One importance weight :math:`\log p(x_{0:T}) - \log q(x_{1:T} \mid x_0)` per row, ``[b]``.
+
+        Draw when each position is masked (:meth:`masking_times` :math:`m_d`); the reverse model and
+        the posterior unmask positions at the same rates and differ only in what they reveal
+        (:math:`\hat p` against the data's class), so the weight is the log-probability of an
+        any-order autoregressive model with the order given by the masking times:
+
+        .. math:: \log w = \sum_d \log \hat p\big(x_{0,d} \mid x_{m_d}\big),
+
+        :math:`x_{m_d}` masked exactly where :math:`m_j \le m_d`. Its mean over the masking times
+        is the ELBO; :meth:`log_prob` with ``k > 1`` averages ``k`` weights inside the log (IWBO).
+        Costs ``D`` network rows per example (positions masked at the same time could share one).
+        """
+        b, D = x0.shape[0], math.prod(self.data_shape)
+        m = self.masking_times(x0).reshape(b, D)
+        masked = m[:, None, :] <= m[:, :, None]                                 # [b, d, j]: j masked when d unmasks
+        x_t = torch.where(masked, self.mask, x0.reshape(b, 1, D)).reshape(b * D, *self.data_shape)
+        log_p = self.p_log_x0(x_t, m.reshape(b * D)).reshape(b, D, D, self.num_classes)
+        index = torch.arange(D, device=x0.device)
+        return log_p[:, index, index].gather(-1, x0.reshape(b, D, 1))[..., 0].double().sum(1)
+
+    def _iwbo(self, x: Tensor, k: int) -> Tensor:
+        """:func:`~catlib.metrics.importance_weighted` over ``k`` masking orders, without gradients, ``[b]``."""
+        rows = max(1, 2 ** 16 // math.prod(self.data_shape))
+        with torch.no_grad():
+            return importance_weighted(self.log_weight, x, k, max_rows=rows)
 
 
 class MaskedDiffusion(_MaskingModel):
@@ -301,9 +347,29 @@ class MaskedDiffusion(_MaskingModel):
             columns.append(self._expected_loss(x, t) if exact else self._loss_given_xt(x, self.q_sample(x, t), t))
         return torch.stack(columns, 1)
 
-    def log_prob(self, x: Tensor, exact: bool = False) -> Tensor:
-        """The ELBO of ``x`` in nats, ``[b]`` (a lower bound on ``log p(x)``; see :meth:`elbo_terms`)."""
-        return -self.elbo_terms(x, exact).sum(1)
+    def masking_times(self, x0: Tensor) -> Tensor:
+        r"""Each position's masking step ``m`` in ``[1, T]``, ``P(m <= t) = 1 - alpha-bar_t``, ``[b, *data_shape]`` long."""
+        u = 1 - torch.rand(x0.shape, dtype=torch.float64, device=self.device)             # (0, 1]
+        return torch.searchsorted(-torch.expm1(self.log_alpha_bar[1:]).contiguous(), u.flatten()).view(x0.shape) + 1
+
+    def training_loss(self, x: Tensor) -> Tensor:
+        """``T * L_{t-1}`` at one step per example, the steps stratified over ``[1, T]`` (an unbiased
+        estimate of the negative ELBO), averaged over the batch: nats per example, a scalar."""
+        x = check_classes(x, self.data_shape, self.num_classes, "x").to(self.device)
+        u = _stratified(x.shape[0], self.device)
+        t = (u * self.num_timesteps).long().clamp(max=self.num_timesteps - 1) + 1
+        return (self.num_timesteps * self._loss_given_xt(x, self.q_sample(x, t), t)).mean()
+
+    def log_prob(self, x: Tensor, k: int = 1, exact: bool = False) -> Tensor:
+        """A lower bound on ``log p(x)`` in nats, ``[b]``: the ELBO (``k = 1``; see :meth:`elbo_terms`:
+        all ``T`` terms, one ``x_t`` each, or ``exact`` over every mask pattern) or, for ``k > 1``, the
+        importance-weighted bound over ``k`` masking orders (:meth:`log_weight`, without gradients)."""
+        k = check_positive_int("k", k)
+        if k > 1:
+            if exact:
+                raise ValueError(f"exact=True computes the ELBO and needs k = 1, got k = {k}")
+            return self._as_output(self._iwbo(check_classes(x, self.data_shape, self.num_classes, "x").to(self.device), k))
+        return self._as_output(-self.elbo_terms(x, exact).sum(1))
 
     @torch.no_grad()
     def sample(self, n: int, steps: int | None = None, progress: bool | None = None) -> Tensor:
@@ -328,6 +394,24 @@ MASKING_SCHEDULES = {
     "linear": (lambda t: 1 - t, lambda t: -torch.ones_like(t)),
     "cosine": (lambda t: 1 - torch.cos(math.pi / 2 * (1 - t)), lambda t: -math.pi / 2 * torch.sin(math.pi / 2 * (1 - t))),
 }
+
+#: The inverse of each schedule's masked share: ``MASKING_TIME[name](u)`` is the time ``t`` with
+#: ``1 - alpha(t) = u``, so a uniform ``u`` gives a position's masking time.
+MASKING_TIME = {
+    "linear": lambda u: u,
+    "cosine": lambda u: 1 - 2 / math.pi * torch.acos(u),
+}
+
+
+class _Rescaled(nn.Module):
+    """``denoise_fn(x, t * scale)``: a network of the continuous model called at discrete steps."""
+
+    def __init__(self, denoise_fn: Callable[[Tensor, Tensor], Tensor], scale: float):
+        super().__init__()
+        self.denoise_fn, self.scale = denoise_fn, scale
+
+    def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
+        return self.denoise_fn(x_t, t.to(torch.get_default_dtype()) * self.scale)
 
 
 class ContinuousMaskedDiffusion(_MaskingModel):
@@ -380,9 +464,12 @@ class ContinuousMaskedDiffusion(_MaskingModel):
 
     def stratified_times(self, b: int) -> Tensor:
         """``b`` times in ``[0, 1)``, one uniform draw in each slice ``[i/b, (i+1)/b)``, shuffled."""
-        u = torch.rand((), dtype=torch.float64, device=self.device)
-        return ((u + torch.arange(b, dtype=torch.float64, device=self.device) / b) % 1.0)[
-            torch.randperm(b, device=self.device)]
+        return _stratified(b, self.device)
+
+    def masking_times(self, x0: Tensor) -> Tensor:
+        """Each position's masking time ``m`` in ``(0, 1]``, ``P(m <= t) = 1 - alpha(t)``, ``[b, *data_shape]``."""
+        u = 1 - torch.rand(x0.shape, dtype=torch.float64, device=self.device)
+        return MASKING_TIME[self.schedule](u)
 
     def training_loss(self, x: Tensor) -> Tensor:
         """Mean over the batch of the bound's one-sample estimate, nats per example (a scalar)."""
@@ -394,16 +481,36 @@ class ContinuousMaskedDiffusion(_MaskingModel):
         times = torch.full((x0.shape[0],), max(t, self.min_time), dtype=torch.float64, device=self.device)
         return self._over_all_masks(x0, times, self.alpha(times), lambda x0s, x_t, ts: self.loss_at(x0s, ts, x_t))
 
-    def log_prob(self, x: Tensor, k: int = 1, exact: bool = False, quadrature: int = 200) -> Tensor:
-        """The bound on ``log p(x)`` in nats, ``[b]``: ``k`` stratified times per example, or ``exact``
-        (Gauss-Legendre with ``quadrature`` nodes over every mask pattern)."""
-        x = check_classes(x, self.data_shape, self.num_classes, "x").to(self.device)
+    def log_prob(self, x: Tensor, k: int = 1, exact: bool = False, quadrature: int = 200, times: int = 1) -> Tensor:
+        """A lower bound on ``log p(x)`` in nats, ``[b]``. ``k = 1``: the ELBO, estimated at ``times``
+        stratified times per example, or ``exact`` (Gauss-Legendre with ``quadrature`` nodes over every
+        mask pattern, tiny problems). ``k > 1``: the importance-weighted bound over ``k`` masking
+        orders (:meth:`~_MaskingModel.log_weight`, without gradients)."""
+        x = check_classes(x, self.data_shape, self.num_classes).to(self.device)
+        k = check_positive_int("k", k)
+        if k > 1:
+            if exact:
+                raise ValueError(f"exact=True computes the ELBO and needs k = 1, got k = {k}")
+            return self._as_output(self._iwbo(x, k))
         if exact:
             nodes, weights = np.polynomial.legendre.leggauss(check_positive_int("quadrature", quadrature))
-            return -sum(w / 2 * self._exact_at(x, (node + 1) / 2) for node, w in zip(nodes.tolist(), weights.tolist()))
-        k = check_positive_int("k", k)
-        times = self.stratified_times(k)
-        return -torch.stack([self.loss_at(x, times[i].expand(x.shape[0])) for i in range(k)]).mean(0)
+            bound = -sum(w / 2 * self._exact_at(x, (node + 1) / 2) for node, w in zip(nodes.tolist(), weights.tolist()))
+        else:
+            grid = self.stratified_times(check_positive_int("times", times))
+            bound = -torch.stack([self.loss_at(x, grid[i].expand(x.shape[0])) for i in range(len(grid))]).mean(0)
+        return self._as_output(bound)
+
+    def discretized(self, steps: int) -> MaskedDiffusion:
+        r"""The discrete-time model with ``T = steps`` that this one's ``sample(n, steps)`` runs:
+        :math:`\bar\alpha_i = \alpha(i / S)` and the same network at time :math:`i / S`. Its
+        :meth:`MaskedDiffusion.log_prob` is the bound of the ``S``-step sampler (it shares, not copies,
+        the network)."""
+        steps = check_positive_int("steps", steps)
+        model = MaskedDiffusion(self.data_shape, self.num_classes, _Rescaled(self.denoise_fn, self.time_scale / steps),
+                                timesteps=steps).to(self.device)
+        grid = torch.arange(steps + 1, dtype=torch.float64, device=self.device) / steps
+        model.log_alpha_bar.copy_(self.alpha(grid).clamp(min=0).log())
+        return model
 
     @torch.no_grad()
     def sample(self, n: int, steps: int = 1000, progress: bool | None = None) -> Tensor:
@@ -421,3 +528,47 @@ class ContinuousMaskedDiffusion(_MaskingModel):
         x, self.last_sample_calls = unmasking_sampler(self.mask, (n, *self.data_shape), jumps, unmask,
                                                       self.p_log_x0, progress, self.device)
         return x
+
+
+def build_masked_diffusion(data_shape: Sequence[int], num_classes: int, time: str = "continuous",
+                           schedule: str | None = None, timesteps: int = 1000, network: str | None = None,
+                           **options) -> ContinuousMaskedDiffusion | MaskedDiffusion:
+    """A masked diffusion with the denoiser of :func:`catlib.diffusion.build_diffusion` built for the
+    ``K + 1`` states (the mask is the last input class; the mask's output logit is ignored).
+
+    Args:
+        data_shape, num_classes: as for :func:`~catlib.diffusion.build_diffusion`.
+        time: ``"continuous"`` (:class:`ContinuousMaskedDiffusion`, MDLM / MD4's bound; default) or
+            ``"discrete"`` (:class:`MaskedDiffusion`, D3PM's absorbing kernel with ``timesteps`` steps).
+        schedule: ``"linear"`` or ``"cosine"`` (continuous; default linear), ``"absorbing"`` (discrete,
+            the only one that ends all masked).
+        timesteps: the discrete model's ``T``; for the continuous one the scale of the network's time
+            (``t * timesteps``), so the networks match multinomial diffusion's with ``T = timesteps``.
+        network, options: the network and its sizes, as for :func:`~catlib.diffusion.build_diffusion`.
+
+    The model carries ``name = "masked-diffusion"`` and ``options`` (every setting).
+
+    >>> model = build_masked_diffusion((4,), 3, hidden=(16,))
+    >>> x = torch.tensor([[0, 2, 1, 1]])
+    >>> model.log_prob(x).shape, model.log_prob(x, k=3).shape, model.sample(2, steps=5).shape
+    (torch.Size([1]), torch.Size([1]), torch.Size([2, 4]))
+    >>> build_masked_diffusion((4,), 3, time="discrete", timesteps=10, hidden=(16,)).num_timesteps
+    10
+    """
+    shape = check_data_shape(data_shape)
+    num_classes = check_positive_int("num_classes", num_classes, minimum=2)
+    timesteps = check_positive_int("timesteps", timesteps)
+    if time not in ("continuous", "discrete"):
+        raise ValueError(f"time must be 'continuous' or 'discrete', got {time!r}")
+    schedules = sorted(MASKING_SCHEDULES) if time == "continuous" else ["absorbing"]
+    schedule = schedules[0 if time == "discrete" else schedules.index("linear")] if schedule is None else schedule
+    if schedule not in schedules:
+        raise ValueError(f"schedule for time={time!r} must be one of {schedules}, got {schedule!r}")
+    net, network, opt = build_denoiser(shape, num_classes + 1, timesteps, network, **options)
+    if time == "continuous":
+        model = ContinuousMaskedDiffusion(shape, num_classes, net, schedule, time_scale=timesteps)
+    else:
+        model = MaskedDiffusion(shape, num_classes, net, timesteps, schedule)
+    model.name = "masked-diffusion"
+    model.options = {"time": time, "schedule": schedule, "timesteps": timesteps, "network": network, **opt}
+    return model

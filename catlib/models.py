@@ -19,6 +19,7 @@ from catlib.argmax import (ArgmaxSurjection, BinaryThresholdInverse, CartesianEn
                            GumbelThresholdInverse, QFlowFactory, ThresholdInverse, conditional_flow)
 from catlib.dequantization import UniformDequantization, VariationalDequantization
 from catlib.diffusion import build_diffusion
+from catlib.masked_diffusion import build_masked_diffusion
 from catlib.distributions import StandardNormal
 from catlib.encodings import CategoricalEncoding, RejectionStats, rejection_sample
 from catlib.flows import COUPLINGS, FlatImageNet, Flow, conditional_image_flow_factory, coupling_stack, image_flow
@@ -135,7 +136,7 @@ class CategoricalFlow(nn.Module):
 
 MODEL_NAMES = ("uniform-dequantization", "variational-dequantization", "argmax-threshold",
                "argmax-gumbel", "argmax-gumbel-threshold", "argmax-binary", "vae", "multinomial-diffusion",
-               "catnf", "trufl")
+               "catnf", "trufl", "masked-diffusion")
 
 #: The text models of Argmax Flows section 6.1 (:func:`catlib.text_flows.build_text_flow`): an
 #: autoregressive or coupling flow prior with argmax, uniform or variational dequantization.
@@ -237,6 +238,8 @@ def build_model(name: str, data_shape: Sequence[int], num_classes: int, **option
     :mod:`catlib.vae`; its ``sample`` draws ``z`` from the prior and then *samples* p(x|z)),
     ``"multinomial-diffusion"`` (:func:`catlib.diffusion.build_diffusion`, whose options it takes:
     ``timesteps``, ``schedule``, ``timestep_sampling``, ``network`` and the network's sizes),
+    ``"masked-diffusion"`` (:func:`catlib.masked_diffusion.build_masked_diffusion`: ``time``,
+    ``schedule``, ``timesteps``, ``network`` and the network's sizes),
     ``"catnf"`` and ``"trufl"`` (learned ``latent_dim``-dimensional embeddings per variable with
     the Bayes-optimal decoder, :mod:`catlib.encodings`; TRUFL samples by rejection sampling), and
     the text models of :data:`TEXT_MODEL_NAMES` (``"text-ar-argmax"``, ``"text-coupling-uniform"``,
@@ -291,6 +294,8 @@ def build_model(name: str, data_shape: Sequence[int], num_classes: int, **option
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
     if name == "multinomial-diffusion":
         return build_diffusion(data_shape, num_classes, **options)
+    if name == "masked-diffusion":
+        return build_masked_diffusion(data_shape, num_classes, **options)
     data_shape = check_data_shape(data_shape)
     num_classes = check_positive_int("num_classes", num_classes, minimum=2)
     requested = options.pop("architecture", "auto")

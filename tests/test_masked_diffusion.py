@@ -240,6 +240,116 @@ def test_stratified_times_and_the_sampled_bound():
     times = model.stratified_times(8)
     assert sorted((times * 8).floor().long().tolist()) == list(range(8))
     x = torch.tensor([[0, 2]])
-    estimate = model.log_prob(x.repeat(2000, 1), k=4).mean()
+    estimate = model.log_prob(x.repeat(2000, 1), times=4).mean()
     assert estimate.item() == pytest.approx(model.log_prob(x, exact=True).item(), abs=0.05)
     assert model.sample(3, steps=10).shape == (3, 2) and model.last_sample_calls <= 10
+
+
+# ----------------------------------------------------------------------------- whole trajectories
+
+def test_masking_times_follow_the_schedules():
+    torch.manual_seed(0)
+    x = torch.zeros(20000, 2, dtype=torch.long)
+    discrete = MaskedDiffusion((2,), 3, TimeMLP(2, 4), timesteps=5)
+    m = discrete.masking_times(x)
+    assert m.min() >= 1 and m.max() <= 5
+    for t in range(1, 6):
+        share = (m <= t).double().mean().item()
+        assert share == pytest.approx(1 - discrete.log_alpha_bar[t].exp().item(), abs=0.01)
+    for name, (alpha, _) in MASKING_SCHEDULES.items():
+        m = ContinuousMaskedDiffusion((2,), 3, TimeMLP(2, 4), name).masking_times(x)
+        for t in (0.1, 0.5, 0.9):
+            share = (m <= t).double().mean().item()
+            assert share == pytest.approx(1 - alpha(torch.tensor(t)).item(), abs=0.01), name
+
+
+def exact_log_likelihood(model, x0):
+    """log p(x0) of the discrete model: every masking-time pattern m with q(m | x0) and its weight."""
+    T, D = model.num_timesteps, x0.numel()
+    alpha_bar = model.log_alpha_bar.exp()
+    total = 0.0
+    for m in itertools.product(range(1, T + 1), repeat=D):
+        q = math.prod((alpha_bar[t - 1] - alpha_bar[t]).item() for t in m)
+        if q == 0:
+            continue
+        log_w = 0.0
+        for d, t in enumerate(m):
+            x_t = torch.where(torch.tensor(m) <= t, model.mask, x0)
+            log_w += model.p_log_x0(x_t[None], torch.tensor([t]))[0, d, x0[d]].item()
+        total += q * math.exp(log_w)
+    return math.log(total)
+
+
+def test_importance_weights_give_elbo_iwbo_and_the_exact_likelihood():
+    torch.manual_seed(0)
+    model = MaskedDiffusion((2,), 3, TimeBlind(2, 3, seed=1), timesteps=3).double()
+    xs = torch.tensor(list(itertools.product(range(3), repeat=2)))
+    exact = torch.tensor([exact_log_likelihood(model, x) for x in xs])
+    assert exact.exp().sum().item() == pytest.approx(1.0, abs=1e-6)      # the model is a distribution
+    elbo = model.log_prob(xs, exact=True)
+    assert (elbo <= exact + 1e-6).all()
+    i = 3                                                                   # x = (1, 0): ELBO 0.43 nats below
+    torch.manual_seed(1)
+    mean_weight = model.log_weight(xs[i].repeat(40000, 1)).mean().item()
+    assert mean_weight == pytest.approx(elbo[i].item(), abs=0.01)          # E log w = ELBO
+    iwbo = [model.log_prob(xs[i].repeat(4000, 1), k=k).mean().item() for k in (2, 8, 64)]
+    assert elbo[i].item() < iwbo[0] < iwbo[1] < iwbo[2] <= exact[i].item() + 0.005
+    assert exact[i].item() - iwbo[2] < (exact[i] - elbo[i]).item() / 4
+
+
+@pytest.mark.parametrize("schedule", list(MASKING_SCHEDULES))
+def test_continuous_importance_weights_average_to_the_bound(schedule):
+    model = ContinuousMaskedDiffusion((2,), 3, TimeMLP(2, 4, hidden=(16,)), schedule).double()
+    x = torch.tensor([[0, 2]])
+    torch.manual_seed(0)
+    mean_weight = model.log_weight(x.repeat(40000, 1)).mean().item()
+    assert mean_weight == pytest.approx(model.log_prob(x, exact=True).item(), abs=0.01)
+    with pytest.raises(ValueError, match="needs k = 1"):
+        model.log_prob(x, k=2, exact=True)
+
+
+def test_discrete_training_loss_averages_to_the_negative_elbo():
+    torch.manual_seed(0)
+    model = MaskedDiffusion((2,), 3, TimeMLP(2, 4, hidden=(16,)), timesteps=6).double()
+    x = torch.tensor([[1, 0]])
+    losses = torch.stack([model.training_loss(x.repeat(600, 1)) for _ in range(20)])
+    assert losses.mean().item() == pytest.approx(-model.log_prob(x, exact=True).item(), abs=0.03)
+
+
+@pytest.mark.parametrize("schedule", list(MASKING_SCHEDULES))
+def test_discretized_model_is_the_sampler_with_fewer_steps(schedule):
+    model = ContinuousMaskedDiffusion((3,), 4, TimeMLP(3, 5, hidden=(16,)), schedule).double()
+    short = model.discretized(6)
+    torch.manual_seed(3)
+    a = model.sample(200, steps=6)
+    torch.manual_seed(3)
+    b = short.sample(200)
+    assert torch.equal(a, b)
+    x = torch.tensor([[0, 3, 1]])
+    bounds = [model.discretized(s).log_prob(x, exact=True).item() for s in (2, 16, 256)]
+    exact = model.log_prob(x, exact=True).item()
+    assert abs(exact - bounds[2]) < abs(exact - bounds[1]) < abs(exact - bounds[0]) and abs(exact - bounds[2]) < 0.01
+
+
+# ----------------------------------------------------------------------------- building
+
+from catlib.masked_diffusion import build_masked_diffusion  # noqa: E402
+
+
+def test_build_masked_diffusion_and_its_errors():
+    model = build_masked_diffusion((2, 4), 5, channels=8)
+    assert isinstance(model, ContinuousMaskedDiffusion) and model.options["network"] == "unet"
+    assert model.name == "masked-diffusion" and model.options["schedule"] == "linear"
+    assert model.denoise_fn.num_classes == 6                                   # the mask is an input state
+    text = build_masked_diffusion((8,), 27, time="discrete", timesteps=20, network="transformer", width=16,
+                                  local_window=4)
+    assert isinstance(text, MaskedDiffusion) and text.options["schedule"] == "absorbing"
+    assert text.sample(2, steps=4).shape == (2, 8)
+    with pytest.raises(ValueError, match="time must be"):
+        build_masked_diffusion((4,), 3, time="later")
+    with pytest.raises(ValueError, match="schedule for time='discrete'"):
+        build_masked_diffusion((4,), 3, time="discrete", schedule="cosine")
+    with pytest.raises(ValueError, match="unknown option"):
+        build_masked_diffusion((4,), 3, channels=8)
+    with pytest.raises(ValueError, match="timesteps"):
+        build_masked_diffusion((4,), 3, timesteps=0)

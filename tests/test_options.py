@@ -15,7 +15,7 @@ import catlib
 from catlib import build_model
 from catlib.graph_models import GraphColouringModel
 
-FLOW_MODELS = [n for n in catlib.MODEL_NAMES if n != "multinomial-diffusion"]
+FLOW_MODELS = [n for n in catlib.MODEL_NAMES if n not in ("multinomial-diffusion", "masked-diffusion")]
 CONV_MODELS = [n for n in FLOW_MODELS if n not in ("catnf", "trufl")]
 Q_MODELS = ["variational-dequantization", "argmax-threshold", "argmax-gumbel-threshold", "argmax-binary", "vae"]
 TUPLE = "must be a tuple of positive integers such as (8,), got "
