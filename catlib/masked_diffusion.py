@@ -270,7 +270,7 @@ class _MaskingModel(nn.Module):
 
     def _iwbo(self, x: Tensor, k: int) -> Tensor:
         """:func:`~catlib.metrics.importance_weighted` over ``k`` masking orders, without gradients, ``[b]``."""
-        rows = max(1, 2 ** 16 // math.prod(self.data_shape))
+        rows = max(1, 4096 // math.prod(self.data_shape))      # log_weight makes D network rows of each
         with torch.no_grad():
             return importance_weighted(self.log_weight, x, k, max_rows=rows)
 
