@@ -31,8 +31,8 @@ def test_tiny_run_stores_metrics_and_reuses_them(tmp_path, monkeypatch):
     config = tiny()
     monkeypatch.setitem(td.PROFILES, "smoke", config)
     rows = td.run_text_diffusion("smoke", checkpoint_dir=tmp_path, seed=0, device="cpu", progress=False)
-    assert len(rows) == 1
-    r = rows[0]
+    assert [row["name"] for row in rows] == list(td.NAMES)
+    r, masked = rows
     assert "stand-in, not text8" in r["label"] and r["stand_in"] and r["paper"] is None
     assert r["paper_text8"] == 1.72 and r["paper_enwik8"] == 1.75 and r["unit"] == "bpc"
     assert r["steps"] == config.steps and len(r["losses"]) == config.steps
@@ -58,20 +58,32 @@ def test_tiny_run_stores_metrics_and_reuses_them(tmp_path, monkeypatch):
     monkeypatch.setattr(td, "fit", no_training)
     again = td.run_text_diffusion("smoke", checkpoint_dir=tmp_path, seed=0, device="cpu", progress=False)
     assert again[0]["ours"] == r["ours"] and again[0]["samples"] == r["samples"]
+    assert again[1]["ours"] == masked["ours"]
     model = td.load_model("smoke", tmp_path, device="cpu")
     assert model.sample(2, steps=2).shape == (2, 16)
+    assert td.load_model("smoke", tmp_path, device="cpu", name="masked-text-diffusion").sample(2).shape == (2, 16)
+
+    # the masked row: same network and budget, its own bound, no spell checker
+    assert masked["label"].startswith("Masked text diffusion") and masked["paper_text8"] == td.MD4_TEXT8_BPC
+    assert masked["steps"] == config.steps and math.isfinite(masked["ours"]) and masked["ours"] > 0
+    assert masked["spellcheck"] is None and masked["spell_stats"] is None
+    assert masked["entropy_bits"] == r["entropy_bits"] and masked["test_true_bits"] == r["test_true_bits"]
+    assert all(s["calls"] <= s["steps"] and math.isfinite(s["bound_bits"]) for s in masked["samples"])
+    assert abs(masked["parameters"] - r["parameters"]) < 100     # one more input state
 
     path = write_results("11_text_diffusion", td.scoreboard_rows(rows, "smoke"), "smoke", tmp_path / "results")
     written = json.loads(path.read_text())["rows"]
-    paper_only, ours = written[0], written[1:]
-    assert paper_only["ours"] is None and paper_only["paper"] == 1.72 and "no run of ours" in paper_only["metric"]
+    paper_only, ours = written[:2], written[2:]
+    assert [row["paper"] for row in paper_only] == [1.72, td.MD4_TEXT8_BPC]
+    assert all(row["ours"] is None and "no run of ours" in row["metric"] and row["status"] == "not run"
+               for row in paper_only)
     assert all("not text8" in row["method"] for row in ours) and all(row["paper"] is None for row in ours)
-    assert ours[1]["ours"] == pytest.approx(r["entropy_bits"])
-    assert paper_only["status"] == "not run" and all(row["status"] == "smoke" for row in ours)
+    assert [row["ours"] for row in ours] == pytest.approx([r["ours"], r["entropy_bits"], masked["ours"]])
+    assert all(row["status"] == "smoke" for row in ours)
     assert ours[0]["gap_to_entropy"] == pytest.approx(r["ours"] - r["entropy_bits"])
     assert ours[0]["budget_ratio"] == pytest.approx(td.run_budget_ratio(td.PROFILES["smoke"]))
     cpu = td.scoreboard_rows(rows, "cpu")
-    assert [row["status"] for row in cpu] == ["not run", "different data", "different data"]
+    assert [row["status"] for row in cpu] == ["not run", "not run"] + ["different data"] * 3
 
 
 def test_paper_profiles_are_the_official_settings():
