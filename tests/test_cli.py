@@ -27,6 +27,7 @@ VALID_NAMES = {
     "text_diffusion": lambda m: list(m.NAMES),
     "cityscapes": lambda m: list(m.NAMES),
     "molecules": lambda m: list(m.NAMES),
+    "masking": lambda m: list(m.NAMES),
 }
 
 

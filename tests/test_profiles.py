@@ -13,7 +13,7 @@ from catlib.experiments import (NOT_GIVEN, PROFILE_NAMES, NotYet, ProfileNotRead
 from catlib.experiments._profiles import config_value
 
 EXPERIMENTS = ["toy50", "two_variable", "squares", "words", "graphs", "text8", "text_diffusion", "cityscapes",
-               "molecules"]
+               "molecules", "masking"]
 
 
 def _module(name):
