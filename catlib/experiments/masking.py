@@ -131,14 +131,15 @@ PROFILES = {
     }),
     # cpu: one CPU thread per run. Toy: ~1 ms a step. Squares: the UNet of chapter 06's diffusion
     # (channels 24, T = 500). Text: chapter 11's cpu transformer (4 layers, width 128) on chunks
-    # of 64 characters of the stand-in.
+    # of 64 characters of the stand-in. A masked IWBO sample costs D network rows (256 maps per
+    # squares map): 100 samples on 100 maps ran at ~15 min per 16 maps, so squares has 10 on 20.
     "cpu": MaskingConfig(runs={
         "two-variable": DataRun(steps=6000, network={"hidden": (128, 128)}, timesteps=1000, batch_size=256,
                                 train_size=20_000, iwbo_k={"multinomial-diffusion": 20, "masked-diffusion": 1000},
                                 steps_size=16, num_samples=20_000, sample_steps=(1000, 100, 10, 2, 1)),
         "squares": DataRun(steps=15_000, network={"channels": 24}, timesteps=500, batch_size=32, train_size=20_000,
-                           data=_CPU_SQUARES, test_size=500, elbo_times=8, iwbo_size=100,
-                           iwbo_k={"multinomial-diffusion": 0, "masked-diffusion": 100}, steps_size=100,
+                           data=_CPU_SQUARES, test_size=500, elbo_times=8, iwbo_size=20,
+                           iwbo_k={"multinomial-diffusion": 0, "masked-diffusion": 10}, steps_size=100,
                            num_samples=256, sample_steps=(500, 100, 20, 5)),
         "text": DataRun(steps=8000, network={"network": "transformer", "layers": 4, "width": 128, "heads": 4, "local_heads": 2,
                                             "local_window": 32, "ff_mult": 4}, timesteps=1000, batch_size=32,
