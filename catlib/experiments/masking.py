@@ -75,7 +75,8 @@ class DataRun:
     ``train_size`` at learning rate ``lr`` (``warmup`` steps of warm-up, cosine decay, gradients
     clipped to norm ``grad_clip``; ``None``: not clipped). Evaluation:
     the ELBO on ``test_size`` test examples (the masked bound at ``elbo_times`` stratified times
-    each), the IWBO with ``iwbo_k[model]`` samples on ``iwbo_size`` (0: skipped), the ``S``-step
+    each), the IWBO with ``iwbo_k[model]`` samples on ``iwbo_size`` (0: skipped; on the toy,
+    ``iwbo_size`` estimates of every outcome), the ``S``-step
     bounds on ``steps_size`` examples and ``num_samples`` samples for each ``S`` in ``sample_steps``.
     """
 
@@ -342,6 +343,23 @@ def _elbo(model, data: DataSet, run: DataRun, progress: bool) -> Tensor:
     return evaluate_bound(model, x, batch_size=64, progress=progress, times=run.elbo_times)
 
 
+def _iwbo(model, data: DataSet, run: DataRun, k: int, progress: bool) -> tuple[float, float]:
+    """The IWBO with ``k`` samples in bits per dimension and its standard error. On the toy every
+    outcome gets ``iwbo_size`` independent estimates (one IWBO is a random number that may even
+    lie above the log-likelihood), weighted by the outcome's probability; elsewhere one estimate
+    on each of the first ``iwbo_size`` test examples."""
+    dims = math.prod(data.data_shape)
+    if data.test_weights is None:
+        x = data.test[:run.iwbo_size].to(model.device)
+        return _mean_bpd(evaluate_bound(model, x, k=k, batch_size=16, progress=progress), dims, None)
+    reps = run.iwbo_size
+    x = data.test.repeat(reps, 1).to(model.device)
+    bpd = bits_per_dim(evaluate_bound(model, x, k=k, batch_size=256, progress=progress).double(), dims)
+    bpd = bpd.view(reps, -1)                                                   # [reps, outcomes]
+    w = data.test_weights
+    return float((w * bpd.mean(0)).sum()), float((w ** 2 * bpd.var(0) / reps).sum().sqrt())
+
+
 @torch.no_grad()
 def _steps_bound(model, x: Tensor, steps: int, exact: bool) -> Tensor:
     """The ELBO of the ``steps``-step sampler, nats per example."""
@@ -377,9 +395,7 @@ def run_one(name: str, config: MaskingConfig, checkpoint: Path | None, seed: int
     k = run.iwbo_k.get(model_name, 0)
     iwbo = iwbo_se = None
     if k > 0:
-        x = data.test[:run.iwbo_size].to(device)
-        bounds = evaluate_bound(model, x, k=k, batch_size=16, progress=progress)
-        iwbo, iwbo_se = _mean_bpd(bounds, dims, None if data.test_weights is None else data.test_weights[:len(x)])
+        iwbo, iwbo_se = _iwbo(model, data, run, k, progress)
     by_steps = []
     exact = data.test_weights is not None
     for steps in run.sample_steps:
