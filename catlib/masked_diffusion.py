@@ -466,6 +466,30 @@ class ContinuousMaskedDiffusion(_MaskingModel):
         """``b`` times in ``[0, 1)``, one uniform draw in each slice ``[i/b, (i+1)/b)``, shuffled."""
         return _stratified(b, self.device)
 
+    def loss_given_count(self, x0: Tensor, m: Tensor) -> Tensor:
+        r"""An unbiased estimate of the negative bound with ``m [b]`` positions masked (``1 <= m <= D``),
+        nats, ``[b]``; with ``m`` uniform on ``1..D`` its mean is the bound.
+
+        Write :math:`p = 1 - \alpha(t)` for the masked share. The bound is
+        :math:`\int_0^1 \frac{1}{p}\,\mathbb{E}\big[\sum_{d\ \mathrm{masked}} -\log\hat p\big]\,dp`,
+        and since :math:`\frac{1}{p}\binom{D}{m} p^m (1-p)^{D-m} = \frac{1}{m}\,
+        \mathrm{Beta}(p;\, m, D - m + 1)`, it equals
+        :math:`\sum_{m=1}^{D} \frac{1}{m}\,\mathbb{E}_{p \sim \mathrm{Beta}(m, D-m+1)}\,
+        \mathbb{E}_{m\ \mathrm{positions}} \sum_{d\ \mathrm{masked}} -\log \hat p(x_{0,d} \mid x_t)`.
+        So: draw :math:`p`, its time :math:`t` (:data:`MASKING_TIME`), mask ``m`` positions chosen
+        uniformly, and weigh their loss by :math:`D/m`. Unlike :meth:`loss_at`, whose weight
+        :math:`1/t` meets a rare masked position at a small :math:`t` with a huge weight (a
+        heavy-tailed estimate), this one is bounded by :math:`D` times the largest loss of a position.
+        """
+        b, D = x0.shape[0], math.prod(self.data_shape)
+        m = m.to(self.device)
+        share = torch.distributions.Beta(m.double(), (D - m + 1).double()).sample()
+        t = MASKING_TIME[self.schedule](share)
+        ranks = torch.rand(b, D, device=self.device).argsort(1).argsort(1)
+        masked = (ranks < m[:, None]).view(x0.shape)
+        x_t = torch.where(masked, torch.full_like(x0, self.mask), x0)
+        return D / m.double() * self._masked_nll(x0, x_t, t)
+
     def masking_times(self, x0: Tensor) -> Tensor:
         """Each position's masking time ``m`` in ``(0, 1]``, ``P(m <= t) = 1 - alpha(t)``, ``[b, *data_shape]``."""
         u = 1 - torch.rand(x0.shape, dtype=torch.float64, device=self.device)
@@ -482,9 +506,10 @@ class ContinuousMaskedDiffusion(_MaskingModel):
         return self._over_all_masks(x0, times, self.alpha(times), lambda x0s, x_t, ts: self.loss_at(x0s, ts, x_t))
 
     def log_prob(self, x: Tensor, k: int = 1, exact: bool = False, quadrature: int = 200, times: int = 1) -> Tensor:
-        """A lower bound on ``log p(x)`` in nats, ``[b]``. ``k = 1``: the ELBO, estimated at ``times``
-        stratified times per example, or ``exact`` (Gauss-Legendre with ``quadrature`` nodes over every
-        mask pattern, tiny problems). ``k > 1``: the importance-weighted bound over ``k`` masking
+        """A lower bound on ``log p(x)`` in nats, ``[b]``. ``k = 1``: the ELBO, estimated with ``times``
+        draws per example of :meth:`loss_given_count` (the number of masked positions stratified over
+        ``1..D``), or ``exact`` (Gauss-Legendre with ``quadrature`` nodes over every mask pattern,
+        tiny problems). ``k > 1``: the importance-weighted bound over ``k`` masking
         orders (:meth:`~_MaskingModel.log_weight`, without gradients)."""
         x = check_classes(x, self.data_shape, self.num_classes).to(self.device)
         k = check_positive_int("k", k)
@@ -496,8 +521,10 @@ class ContinuousMaskedDiffusion(_MaskingModel):
             nodes, weights = np.polynomial.legendre.leggauss(check_positive_int("quadrature", quadrature))
             bound = -sum(w / 2 * self._exact_at(x, (node + 1) / 2) for node, w in zip(nodes.tolist(), weights.tolist()))
         else:
-            grid = self.stratified_times(check_positive_int("times", times))
-            bound = -torch.stack([self.loss_at(x, grid[i].expand(x.shape[0])) for i in range(len(grid))]).mean(0)
+            times, D = check_positive_int("times", times), math.prod(self.data_shape)
+            u = torch.rand(x.shape[0], dtype=torch.float64, device=self.device)
+            counts = [((u + i / times) % 1.0 * D).long().clamp(max=D - 1) + 1 for i in range(times)]
+            bound = -torch.stack([self.loss_given_count(x, m) for m in counts]).mean(0)
         return self._as_output(bound)
 
     def discretized(self, steps: int) -> MaskedDiffusion:
