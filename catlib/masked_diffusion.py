@@ -428,9 +428,10 @@ class ContinuousMaskedDiffusion(_MaskingModel):
     ``denoise_fn`` is called as in :class:`MaskedDiffusion` with the time ``t * time_scale``
     (float), so a network made for ``T = time_scale`` discrete steps fits both.
     :meth:`training_loss` draws the batch's times stratified (one per ``1/b`` slice of
-    ``[0, 1]``, the low-variance sampling of MD4's code); :meth:`log_prob` estimates the bound with
-    ``k`` such times per example, or (``exact``) integrates it with ``quadrature`` Gauss-Legendre
-    nodes over every mask pattern (tiny problems).
+    ``[0, 1]``, the low-variance sampling of MD4's code); :meth:`log_prob` estimates the bound by
+    drawing the number of masked positions (:meth:`loss_given_count`, ``times`` draws per example),
+    or (``exact``) integrates it with ``quadrature`` Gauss-Legendre nodes over every mask pattern
+    (tiny problems), or with ``k > 1`` gives the importance-weighted bound.
 
     >>> from catlib.nets import TimeMLP
     >>> model = ContinuousMaskedDiffusion((3,), 4, TimeMLP(3, 5, hidden=(8,)))
