@@ -498,7 +498,8 @@ def denoiser_error(model, fractions: list[float]) -> list[dict]:
     For every corrupted pair :math:`x_t` the Bayes-optimal :math:`p(x_{0,d} \mid x_t) \propto
     \sum_{x_0} p(x_0)\,q(x_t \mid x_0)` is computed by enumeration; each entry holds the time, the
     expected KL (nats per variable, averaged over :math:`q(x_t)`) from it to the network's
-    :math:`\hat p(x_{0,d} \mid x_t)`, and the optimal and learned distributions of the first
+    :math:`\hat p(x_{0,d} \mid x_t)` over the predictions the model uses (a masked model's only
+    at masked variables: a visible one is the data, and its output there is never used), and the optimal and learned distributions of the first
     variable for every :math:`x_t` with its probability (``[states, 4]`` lists).
     """
     toy = TwoVariableToy()
@@ -528,7 +529,10 @@ def denoiser_error(model, fractions: list[float]) -> list[dict]:
             post[:, d] = torch.zeros(len(states), K, dtype=torch.float64, device=model.device).index_add(
                 1, x0[:, d], joint.T) / p_xt.clamp(min=1e-300)[:, None]
         learned = model.p_log_x0(states, t).double().exp()                    # [S^2, 2, K]
-        kl = (post * (post.clamp(min=1e-300).log() - learned.clamp(min=1e-300).log())).sum(-1).mean(-1)
+        kl = (post * (post.clamp(min=1e-300).log() - learned.clamp(min=1e-300).log())).sum(-1)   # [S^2, 2]
+        # a masked model's prediction is used only where x_t is masked; a visible variable is the data
+        used = (states == K) if masked else torch.ones_like(states, dtype=torch.bool)
+        kl = (kl * used).sum(-1) / 2
         out.append({"fraction": float(f), "kl": float((p_xt[keep] * kl[keep]).sum()),
                     "states": states[keep].tolist(), "p_xt": p_xt[keep].tolist(),
                     "optimal": post[keep, 0].tolist(), "learned": learned[keep, 0].tolist()})
