@@ -74,8 +74,8 @@ class DataRun:
     masked model's time scale) and train ``steps`` Adam steps of ``batch_size`` examples from
     ``train_size`` at learning rate ``lr`` (``warmup`` steps of warm-up, cosine decay, gradients
     clipped to norm ``grad_clip``; ``None``: not clipped). Evaluation:
-    the ELBO on ``test_size`` test examples (the masked bound at ``elbo_times`` stratified times
-    each), the IWBO with ``iwbo_k[model]`` samples on ``iwbo_size`` (0: skipped; on the toy,
+    the ELBO on ``test_size`` test examples (the masked bound with ``elbo_times`` draws each of
+    :meth:`~catlib.masked_diffusion.ContinuousMaskedDiffusion.loss_given_count`), the IWBO with ``iwbo_k[model]`` samples on ``iwbo_size`` (0: skipped; on the toy,
     ``iwbo_size`` estimates of every outcome), the ``S``-step
     bounds on ``steps_size`` examples and ``num_samples`` samples for each ``S`` in ``sample_steps``.
     """

@@ -71,7 +71,8 @@ STAND_IN = "stand-in"
 NAMES = ("multinomial-text-diffusion", "masked-text-diffusion")
 #: MD4 (Shi et al., 2024): masked diffusion's test bits per character on text8, at most this.
 MD4_TEXT8_BPC = 1.37
-#: The masked model's ELBO is estimated at this many stratified times per test chunk.
+#: The masked model's ELBO is estimated with this many draws per test chunk of
+#: :meth:`~catlib.masked_diffusion.ContinuousMaskedDiffusion.loss_given_count`.
 MASKED_ELBO_TIMES = 8
 #: How close (bits per character or byte) our bound on the paper's data must be to count as reproduced.
 TOLERANCE = 0.05
@@ -355,7 +356,7 @@ def _spell_example(name: str, truth: str, corrupted: str, suggestion: str) -> di
 def _bits_per_char(model, x: Tensor, batch_size: int, progress: bool, steps: int | None = None) -> float:
     """Mean negative ELBO of ``x`` in bits per character. Multinomial diffusion: all terms summed
     (``exact=True``; with ``steps``, the shortened chain's). Masked diffusion: the continuous bound
-    at :data:`MASKED_ELBO_TIMES` stratified times per chunk, or with ``steps`` the bound of the
+    with :data:`MASKED_ELBO_TIMES` draws per chunk (``log_prob(x, times=...)``), or with ``steps`` the bound of the
     ``steps``-step sampler (:meth:`~catlib.masked_diffusion.ContinuousMaskedDiffusion.discretized`)."""
     with torch.no_grad():
         if isinstance(model, ContinuousMaskedDiffusion):
