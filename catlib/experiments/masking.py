@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -39,7 +40,7 @@ from catlib.data.text_corpora import TEXT_CORPORA, load_text_corpus, synthetic_t
 from catlib.diffusion import index_to_log_onehot
 from catlib.experiments import (NOT_GIVEN, Setting, budget_ratio, canonical_profile, check_profile, checkpoint_folder,
                                 checkpoint_path, experiment_parser)
-from catlib.experiments.squares import PROFILES as SQUARES_PROFILES
+from catlib.experiments.squares import PROFILES as SQUARES_PROFILES, sample_quality
 from catlib.masked_diffusion import absorbing_log_marginal
 from catlib.metrics import bits_per_dim, evaluate_bound
 from catlib.results import code_commit, row_status
@@ -237,14 +238,6 @@ def _toy_quality(toy: TwoVariableToy) -> Callable[[Tensor], dict]:
     return quality
 
 
-def _squares_quality(squares: Squares) -> Callable[[Tensor], dict]:
-    def quality(x: Tensor) -> dict:
-        valid = squares.is_valid(x)
-        nll = bits_per_dim(squares.log_prob(x[valid]), x[0].numel()).mean().item() if valid.any() else None
-        return {"valid": float(valid.double().mean()), "nll_bpd": nll}
-    return quality
-
-
 def _text_quality(chain) -> Callable[[Tensor], dict]:
     def quality(x: Tensor) -> dict:
         return {"nll_bpc": float((-chain.log_prob_bits(x) / x.shape[1]).mean())}
@@ -264,7 +257,7 @@ def load_data(dataset: str, run: DataRun, seed: int = 0, data_dir: str | Path = 
         splits = squares.splits(train=run.train_size, val=1, test=run.test_size, seed=seed)
         nll = float(bits_per_dim(squares.log_prob(splits["test"]), math.prod(squares.data_shape)).mean())
         return DataSet(dataset, squares.data_shape, squares.num_classes, splits["train"], splits["test"],
-                       squares.entropy_bpd, _squares_quality(squares), test_nll_bpd=nll)
+                       squares.entropy_bpd, partial(sample_quality, squares), test_nll_bpd=nll)
     if dataset == "text":
         corpus_name, chunk_len = run.data["corpus"], run.data["chunk_len"]
         if corpus_name == "stand-in":
